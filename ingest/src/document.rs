@@ -1,0 +1,185 @@
+//! From a file's bytes to a normalised, chunked document.
+
+use serde::Serialize;
+
+use crate::chunk::{Chunk, ChunkOptions, chunk_text, first_heading};
+use crate::decode::decode_text;
+use crate::error::IngestError;
+use crate::manifest::DocumentMetadata;
+use crate::normalize::normalize_pages;
+use crate::pdf::extract_pdf;
+
+/// The file types the loaders read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Text,
+    Markdown,
+    Pdf,
+}
+
+/// Named in the error for any other file type.
+pub const SUPPORTED_FORMATS: &str = ".txt, .text, .md, .markdown, .pdf";
+
+impl Format {
+    /// The format of a file, from its extension.
+    pub fn from_path(path: &str) -> Result<Self, IngestError> {
+        let extension = std::path::Path::new(path)
+            .extension()
+            .map(|extension| extension.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        match extension.as_str() {
+            "txt" | "text" => Ok(Format::Text),
+            "md" | "markdown" => Ok(Format::Markdown),
+            "pdf" => Ok(Format::Pdf),
+            _ => Err(IngestError::UnsupportedFormat {
+                path: path.to_owned(),
+                extension,
+                supported: SUPPORTED_FORMATS,
+            }),
+        }
+    }
+}
+
+/// A page that gave no usable text, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadablePage {
+    /// 1-based.
+    pub page: u32,
+    pub reason: String,
+}
+
+/// The normalised text of a file, page by page.
+#[derive(Debug, Clone)]
+pub struct Extraction {
+    pub format: Format,
+    /// Normalised text of each page; empty for unreadable pages.
+    pub pages: Vec<String>,
+    pub unreadable_pages: Vec<UnreadablePage>,
+}
+
+/// The separator between pages in a document's text.
+pub const PAGE_SEPARATOR: char = '\u{c}';
+
+impl Extraction {
+    /// The document text: pages separated by form feeds. Chunk character ranges index into it.
+    pub fn text(&self) -> String {
+        self.pages.join("\u{c}")
+    }
+
+    pub fn has_text(&self) -> bool {
+        self.pages.iter().any(|page| !page.trim().is_empty())
+    }
+}
+
+/// Reads a file's bytes (`path` gives the format and names the file in errors) and normalises
+/// its text.
+pub fn extract(path: &str, bytes: &[u8]) -> Result<Extraction, IngestError> {
+    extract_as(path, Format::from_path(path)?, bytes)
+}
+
+/// Like [`extract`], with the format given rather than taken from the path.
+pub fn extract_as(path: &str, format: Format, bytes: &[u8]) -> Result<Extraction, IngestError> {
+    let (raw_pages, unreadable_pages) = match format {
+        Format::Text | Format::Markdown => {
+            let text = decode_text(bytes).map_err(|failure| IngestError::UndecodableText {
+                path: path.to_owned(),
+                reason: failure.reason(),
+            })?;
+            (
+                text.split(PAGE_SEPARATOR).map(str::to_owned).collect(),
+                Vec::new(),
+            )
+        }
+        Format::Pdf => {
+            let pages = extract_pdf(bytes).map_err(|source| IngestError::Pdf {
+                path: path.to_owned(),
+                source,
+            })?;
+            let unreadable = pages
+                .iter()
+                .filter_map(|page| {
+                    page.problem.as_ref().map(|problem| UnreadablePage {
+                        page: page.number,
+                        reason: problem.to_string(),
+                    })
+                })
+                .collect();
+            (
+                pages.into_iter().map(|page| page.text).collect::<Vec<_>>(),
+                unreadable,
+            )
+        }
+    };
+    Ok(Extraction {
+        format,
+        pages: normalize_pages(&raw_pages, format == Format::Markdown),
+        unreadable_pages,
+    })
+}
+
+/// A document ready to be embedded and stored.
+#[derive(Debug, Clone)]
+pub struct ParsedDocument {
+    /// Path relative to the corpus folder.
+    pub id: String,
+    pub title: String,
+    pub metadata: DocumentMetadata,
+    pub format: Format,
+    /// Normalised text, pages separated by form feeds.
+    pub text: String,
+    pub page_count: u32,
+    pub unreadable_pages: Vec<UnreadablePage>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// Extracts, normalises and chunks one file.
+pub fn parse_document(
+    id: &str,
+    bytes: &[u8],
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+) -> Result<ParsedDocument, IngestError> {
+    parse_document_as(id, Format::from_path(id)?, bytes, metadata, options)
+}
+
+/// Like [`parse_document`], with the format given rather than taken from the id.
+pub fn parse_document_as(
+    id: &str,
+    format: Format,
+    bytes: &[u8],
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+) -> Result<ParsedDocument, IngestError> {
+    let extraction = extract_as(id, format, bytes)?;
+    if !extraction.has_text() {
+        return Err(IngestError::NoReadableText {
+            path: id.to_owned(),
+            pages: extraction.pages.len() as u32,
+        });
+    }
+    let markdown = extraction.format == Format::Markdown;
+    let text = extraction.text();
+    let chunks = chunk_text(&text, markdown, options)?;
+    let title = metadata
+        .title
+        .clone()
+        .or_else(|| first_heading(&text, markdown))
+        .or_else(|| {
+            text.lines()
+                .map(str::trim)
+                .find(|line| !line.is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| id.to_owned());
+    Ok(ParsedDocument {
+        id: id.to_owned(),
+        title,
+        metadata,
+        format: extraction.format,
+        page_count: extraction.pages.len() as u32,
+        unreadable_pages: extraction.unreadable_pages,
+        text,
+        chunks,
+    })
+}

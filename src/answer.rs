@@ -1,0 +1,122 @@
+//! Answers made only of retrieved passages, each statement followed by its citation `[n]`.
+//!
+//! Without a language model the answer is extractive: the sentences of the retrieved passages
+//! that share the most content with the question. When even the best passage covers too little of
+//! the question, the answer says that the documents do not answer it, and still lists the
+//! related passages.
+
+use std::collections::HashSet;
+
+use crate::config::AnswerConfig;
+use crate::retrieve::normalize_query;
+use crate::store::ScoredChunk;
+
+/// What is shown when the evidence is too weak.
+pub const NOT_FOUND_MESSAGE: &str = "お探しの内容に答える記述は、閲覧できる資料の中に見つかりませんでした。関連する可能性のある箇所を下に示します。";
+
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub found: bool,
+    pub text: String,
+    /// Numbered from 1, in retrieval order.
+    pub citations: Vec<ScoredChunk>,
+    /// How much of the question the best passage covers, 0–1.
+    pub support: f32,
+}
+
+/// Builds the extractive answer for `question` from `passages` (best first).
+pub fn extractive_answer(
+    question: &str,
+    passages: Vec<ScoredChunk>,
+    config: &AnswerConfig,
+) -> Answer {
+    let question_terms = content_bigrams(&normalize_query(question));
+    let support = passages
+        .iter()
+        .map(|passage| coverage(&question_terms, &content_bigrams(&passage.chunk.text)))
+        .fold(0.0_f32, f32::max);
+    if passages.is_empty() || support < config.min_support {
+        return Answer {
+            found: false,
+            text: NOT_FOUND_MESSAGE.to_owned(),
+            citations: passages,
+            support,
+        };
+    }
+
+    struct Candidate<'a> {
+        passage: usize,
+        position: usize,
+        text: &'a str,
+        score: f32,
+    }
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for (passage_index, passage) in passages.iter().enumerate() {
+        let rank_discount = 1.0 / (1.0 + 0.15 * passage_index as f32);
+        for (position, sentence) in sentences(&passage.chunk.text).enumerate() {
+            let score = coverage(&question_terms, &content_bigrams(sentence)) * rank_discount;
+            if score > 0.0 {
+                candidates.push(Candidate {
+                    passage: passage_index,
+                    position,
+                    text: sentence,
+                    score,
+                });
+            }
+        }
+    }
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut seen = HashSet::new();
+    let mut chosen: Vec<Candidate> = candidates
+        .into_iter()
+        .filter(|candidate| seen.insert(candidate.text.to_owned()))
+        .take(config.max_sentences)
+        .collect();
+    chosen.sort_by_key(|candidate| (candidate.passage, candidate.position));
+    let text = chosen
+        .iter()
+        .map(|candidate| {
+            format!(
+                "{}[{}]",
+                candidate.text.replace('\t', " "),
+                candidate.passage + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Answer {
+        found: true,
+        text,
+        citations: passages,
+        support,
+    }
+}
+
+/// Sentences of a passage: split after 。！？ and at line ends, trimmed, without empty ones.
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive(['。', '!', '?', '\n', '\u{c}'])
+        .map(|sentence| sentence.trim())
+        .filter(|sentence| sentence.chars().count() >= 4)
+}
+
+/// Character bigrams that carry content: not whitespace or punctuation, and not made only of
+/// hiragana (particles and endings such as 「した」「ですか」).
+fn content_bigrams(text: &str) -> HashSet<(char, char)> {
+    let chars: Vec<char> = text.chars().filter(|ch| ch.is_alphanumeric()).collect();
+    chars
+        .windows(2)
+        .filter(|pair| {
+            !pair
+                .iter()
+                .all(|&ch| ('\u{3040}'..='\u{309F}').contains(&ch))
+        })
+        .map(|pair| (pair[0], pair[1]))
+        .collect()
+}
+
+fn coverage(question: &HashSet<(char, char)>, passage: &HashSet<(char, char)>) -> f32 {
+    if question.is_empty() {
+        return 0.0;
+    }
+    question.intersection(passage).count() as f32 / question.len() as f32
+}

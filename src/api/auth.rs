@@ -1,0 +1,103 @@
+//! Who is calling: an API key from `Authorization: Bearer <key>` or `X-API-Key: <key>`, looked
+//! up in the key ring. Keys never reach the log; their labels do.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::access::Principal;
+
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The authenticated caller of a request. Extracting it before the body means an anonymous
+/// request gets 401 whatever its body.
+pub struct Caller {
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = presented_key(&parts.headers).ok_or(ApiError::MissingKey)?;
+        let Some((label, principal)) = state.keys.authenticate(presented) else {
+            tracing::warn!("rejected an unknown API key");
+            return Err(ApiError::UnknownKey);
+        };
+        let span = tracing::Span::current();
+        span.record("api_key", label);
+        span.record("org", principal.org());
+        Ok(Self {
+            principal: principal.clone(),
+        })
+    }
+}
+
+/// The key of a request: the bearer token, else the `X-API-Key` header.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        });
+    bearer
+        .or_else(|| headers.get(X_API_KEY).and_then(|value| value.to_str().ok()))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_key_comes_from_the_bearer_token_or_the_api_key_header() {
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("x-api-key", "xyz")])),
+            Some("xyz")
+        );
+        assert_eq!(
+            presented_key(&headers(&[
+                ("authorization", "Basic abc"),
+                ("x-api-key", "xyz")
+            ])),
+            Some("xyz")
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
+        assert_eq!(
+            presented_key(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
+        assert_eq!(presented_key(&headers(&[])), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! The API's errors: every failure becomes `{"error": {"code", "message"}}`, with a stable English
+//! `code` for programs and a Japanese `message` for people. Only this module picks status codes.
+//! Server-side failures say nothing internal in the body; the log gets the whole error chain.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tower::BoxError;
+use utoipa::ToSchema;
+
+use crate::service::ServiceError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no API key was presented")]
+    MissingKey,
+    #[error("the presented API key is unknown")]
+    UnknownKey,
+    #[error("invalid request: {message}")]
+    InvalidRequest { message: String },
+    #[error("the request body is not declared as JSON")]
+    NotJson,
+    #[error("the caller's role or organisation does not allow this")]
+    Forbidden,
+    #[error("no such document in the caller's scope")]
+    DocumentNotFound,
+    #[error("no such route")]
+    UnknownRoute,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the request body exceeds {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("no query slot is free")]
+    Overloaded,
+    #[error("the request took longer than the configured timeout")]
+    Timeout,
+    #[error("internal error: {source}")]
+    Internal { source: BoxError },
+}
+
+/// The `code` of an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    InvalidRequest,
+    UnsupportedMediaType,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Overloaded,
+    Timeout,
+    Internal,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people, in Japanese.
+    pub message: String,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::UnknownKey => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::DocumentNotFound | Self::UnknownRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::MissingKey | Self::UnknownKey => ErrorCode::Unauthorized,
+            Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            Self::NotJson => ErrorCode::UnsupportedMediaType,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::DocumentNotFound | Self::UnknownRoute => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Timeout => ErrorCode::Timeout,
+            Self::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::MissingKey => {
+                "APIキーが必要です。Authorization: Bearer <APIキー> ヘッダー（または X-API-Key ヘッダー）で指定してください。"
+                    .to_owned()
+            }
+            Self::UnknownKey => "APIキーが正しくありません。".to_owned(),
+            Self::InvalidRequest { message } => message.clone(),
+            Self::NotJson => "Content-Type: application/json で送ってください。".to_owned(),
+            Self::Forbidden => "この操作を行う権限がありません。".to_owned(),
+            // The same words whether the document does not exist or the caller may not read it.
+            Self::DocumentNotFound => "指定された文書は見つかりません。".to_owned(),
+            Self::UnknownRoute => "このURLにAPIはありません。".to_owned(),
+            Self::MethodNotAllowed => "このURLではそのHTTPメソッドは使えません。".to_owned(),
+            Self::PayloadTooLarge { limit_bytes } => {
+                format!("リクエストの本文が大きすぎます（上限 {limit_bytes} バイト）。")
+            }
+            Self::Overloaded => "混み合っています。しばらくしてから再度お試しください。".to_owned(),
+            Self::Timeout => "処理が時間内に終わりませんでした。しばらくしてから再度お試しください。".to_owned(),
+            Self::Internal { .. } => {
+                "サーバー内部でエラーが発生しました。しばらくしてから再度お試しください。".to_owned()
+            }
+        }
+    }
+
+    /// A server-side failure, for the log only.
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            source: source.into(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidRequest(message) => Self::InvalidRequest { message },
+            ServiceError::Forbidden => Self::Forbidden,
+            ServiceError::NotFound => Self::DocumentNotFound,
+            // Upload parse failures arrive as `InvalidRequest`; whatever reaches these is ours.
+            error @ (ServiceError::Retrieve(_)
+            | ServiceError::Store(_)
+            | ServiceError::Index(_)
+            | ServiceError::Task(_)) => Self::internal(error),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal { source } = &self {
+            tracing::error!(error = %ErrorChain(source.as_ref()), "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::MissingKey => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::UnknownKey => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Self::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::InvalidRequest { .. }
+            | Self::NotJson
+            | Self::Forbidden
+            | Self::DocumentNotFound
+            | Self::UnknownRoute
+            | Self::MethodNotAllowed
+            | Self::PayloadTooLarge { .. }
+            | Self::Timeout
+            | Self::Internal { .. } => {}
+        }
+        response
+    }
+}
+
+/// Turns the errors of the tower middleware (load shedding, timeout) into API errors.
+pub async fn middleware_error(error: BoxError) -> ApiError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else {
+        ApiError::Internal { source: error }
+    }
+}
+
+/// An error and its sources, `: `-separated, for one log field.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(formatter, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}

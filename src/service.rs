@@ -1,0 +1,292 @@
+//! The service's operations, shared by the HTTP API and the CLI: each takes a principal (or the
+//! local operator), runs the blocking work (embedding, store calls, PDF parsing) off the async
+//! runtime, and returns domain types.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument, parse_document};
+
+use crate::access::{Principal, Role, Scope};
+use crate::answer::{Answer, extractive_answer};
+use crate::config::Config;
+use crate::embed::Encoders;
+use crate::index::{IndexError, version_of, write_document};
+use crate::retrieve::{RetrieveError, retrieve};
+use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoreError, StoreWrite};
+
+/// Everything a request needs, cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn StoreWrite>,
+    pub encoders: Arc<Encoders>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Retrieve(#[from] RetrieveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the principal's role does not allow this")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+/// A search's passages and how long it took.
+pub struct Searched<T> {
+    pub result: T,
+    pub took_ms: u64,
+}
+
+impl Service {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Service) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let service = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(service)))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+    }
+
+    fn checked_top_k(&self, top_k: Option<usize>) -> Result<usize, ServiceError> {
+        let retrieval = &self.config.retrieval;
+        match top_k.unwrap_or(retrieval.default_top_k) {
+            0 => Err(ServiceError::InvalidRequest(
+                "top_k は1以上にしてください。".to_owned(),
+            )),
+            top_k if top_k > retrieval.max_top_k => Err(ServiceError::InvalidRequest(format!(
+                "top_k は{}以下にしてください。",
+                retrieval.max_top_k
+            ))),
+            top_k => Ok(top_k),
+        }
+    }
+
+    fn checked_query(&self, query: &str, what: &str) -> Result<String, ServiceError> {
+        let trimmed = query.trim();
+        let max = self.config.retrieval.max_query_chars;
+        if trimmed.is_empty() {
+            return Err(ServiceError::InvalidRequest(format!("{what}が空です。")));
+        }
+        if trimmed.chars().count() > max {
+            return Err(ServiceError::InvalidRequest(format!(
+                "{what}は{max}文字以内にしてください。"
+            )));
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    /// Passages for `query` inside `scope`.
+    pub async fn search(
+        &self,
+        scope: Scope,
+        query: &str,
+        top_k: Option<usize>,
+        filters: SearchFilters,
+    ) -> Result<Searched<Vec<ScoredChunk>>, ServiceError> {
+        let top_k = self.checked_top_k(top_k)?;
+        let query = self.checked_query(query, "検索語")?;
+        let started = Instant::now();
+        let passages = self
+            .blocking(move |service| {
+                Ok(retrieve(
+                    service.store.as_ref(),
+                    &service.encoders,
+                    &service.config.retrieval,
+                    &scope,
+                    &query,
+                    top_k,
+                    filters,
+                )?)
+            })
+            .await?;
+        Ok(Searched {
+            result: passages,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// An answer to `question` from passages inside `scope`.
+    pub async fn ask(
+        &self,
+        scope: Scope,
+        question: &str,
+        top_k: Option<usize>,
+    ) -> Result<Searched<Answer>, ServiceError> {
+        let started = Instant::now();
+        let question = self.checked_query(question, "質問")?;
+        let searched = self
+            .search(scope, &question, top_k, SearchFilters::default())
+            .await?;
+        let answer = extractive_answer(&question, searched.result, &self.config.answer);
+        Ok(Searched {
+            result: answer,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    pub async fn documents(&self, scope: Scope) -> Result<Vec<DocumentMeta>, ServiceError> {
+        self.blocking(move |service| Ok(service.store.documents(&scope)?))
+            .await
+    }
+
+    /// Stores an uploaded document owned by the principal's organisation. Editors and admins only.
+    pub async fn upload(
+        &self,
+        principal: &Principal,
+        file_name: String,
+        bytes: Vec<u8>,
+        metadata: UploadMetadata,
+    ) -> Result<DocumentMeta, ServiceError> {
+        if principal.role() < Role::Editor {
+            return Err(ServiceError::Forbidden);
+        }
+        let doc_id = upload_doc_id(principal.org(), &file_name)?;
+        let metadata = DocumentMetadata {
+            title: metadata.title,
+            owner: principal.org().to_owned(),
+            readers: metadata
+                .readers
+                .unwrap_or_else(|| vec![principal.org().to_owned()]),
+            kind: metadata.kind.unwrap_or_else(|| "document".to_owned()),
+            date: metadata.date,
+        };
+        let options = self.config.chunking.options();
+        let scope = principal.scope();
+        self.blocking(move |service| {
+            let version = version_of(&bytes, &metadata, &options);
+            let document = parse(&doc_id, &bytes, metadata, &options)?;
+            write_document(
+                &document,
+                &version,
+                service.store.as_ref(),
+                &service.encoders,
+            )?;
+            service
+                .store
+                .document(&scope, &doc_id)?
+                .ok_or(ServiceError::NotFound)
+        })
+        .await
+    }
+
+    /// Deletes a document. Only editors and admins of the owner organisation; a document the
+    /// caller cannot read is reported as not found.
+    pub async fn delete(&self, principal: &Principal, doc_id: String) -> Result<(), ServiceError> {
+        let principal = principal.clone();
+        self.blocking(move |service| {
+            let document = service
+                .store
+                .document(&principal.scope(), &doc_id)?
+                .ok_or(ServiceError::NotFound)?;
+            if principal.role() < Role::Editor || document.owner != principal.org() {
+                return Err(ServiceError::Forbidden);
+            }
+            service.store.delete_document(&doc_id)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Metadata sent with an upload; the owner is always the uploader's organisation.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadMetadata {
+    pub title: Option<String>,
+    /// Org ids, group ids or `public`; default: the uploader's organisation only.
+    pub readers: Option<Vec<String>>,
+    pub kind: Option<String>,
+    pub date: Option<String>,
+}
+
+fn parse(
+    doc_id: &str,
+    bytes: &[u8],
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+) -> Result<ParsedDocument, ServiceError> {
+    parse_document(doc_id, bytes, metadata, options)
+        .map_err(|error| ServiceError::InvalidRequest(error.to_string()))
+}
+
+/// Uploaded documents live under `uploads/<org>/<file name>`.
+fn upload_doc_id(org: &str, file_name: &str) -> Result<String, ServiceError> {
+    let name = std::path::Path::new(file_name)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty() && !name.starts_with('.'))
+        .ok_or_else(|| ServiceError::InvalidRequest("ファイル名がありません。".to_owned()))?;
+    Ok(format!("uploads/{org}/{name}"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error(transparent)]
+    Sparse(#[from] crate::embed::SparseEncoderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Service {
+    /// Loads the model and opens the store the configuration names.
+    pub fn open(config: Config) -> Result<Self, OpenError> {
+        let paths = model_paths(&config)?;
+        let dense = crate::embed::DenseEncoder::load(
+            &paths,
+            config.model.workers,
+            config.model.batch_size,
+        )?;
+        let store = crate::store::EdgeStore::open(&config.storage.data_dir, dense.dim())?;
+        let encoders = Encoders {
+            dense,
+            bm25: crate::embed::Bm25Encoder::new()?,
+            bigram: crate::embed::BigramEncoder::default(),
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            store: Arc::new(store),
+            encoders: Arc::new(encoders),
+        })
+    }
+}
+
+/// Where the model and ONNX Runtime are: from the configuration, else from `hikitsugi setup`'s cache.
+pub fn model_paths(config: &Config) -> Result<crate::setup::ModelPaths, crate::setup::SetupError> {
+    let cache_dir = match &config.model.cache_dir {
+        Some(dir) => dir.clone(),
+        None => crate::setup::default_cache_dir()?,
+    };
+    let located = match (&config.model.dir, &config.model.onnxruntime) {
+        (Some(model_dir), Some(ort_dylib)) => {
+            return Ok(crate::setup::ModelPaths {
+                model_dir: model_dir.clone(),
+                ort_dylib: ort_dylib.clone(),
+            });
+        }
+        _ => crate::setup::locate_model(&cache_dir)?,
+    };
+    Ok(crate::setup::ModelPaths {
+        model_dir: config.model.dir.clone().unwrap_or(located.model_dir),
+        ort_dylib: config
+            .model
+            .onnxruntime
+            .clone()
+            .unwrap_or(located.ort_dylib),
+    })
+}

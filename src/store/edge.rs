@@ -1,0 +1,802 @@
+//! The embedded store: one qdrant-edge 0.7.2 shard in a directory.
+//!
+//! What qdrant-edge 0.7.2 does and does not do, and how this module copes:
+//! - `EdgeShard::update` appends to the WAL without syncing it and `EdgeShard::load` does not
+//!   replay the WAL, so every write call here ends with a flush before it returns.
+//! - `EdgeShard::flush` panics when another thread is inside `update` (it `try_lock`s the WAL) and
+//!   panics on I/O errors; all updates and flushes go through one mutex of ours, and a panicking
+//!   flush is turned into a [`StoreError`].
+//! - `EdgeShard::query`, `retrieve`, `scroll` and `count` take `&self` and only take read locks
+//!   (the segment holder's `RwLock` and each segment's `RwLock`); updates take the same read lock
+//!   on the holder and short write locks on segments. Queries therefore run concurrently with each
+//!   other and with a write. A query during a write may see part of it (some chunks of a new
+//!   version): results keep only the newest version of each document.
+//! - `Fusion::Rrf { k, weights }` supports both a `k` and one weight per prefetch (see
+//!   [`RrfParams`] for the exact formula), so fusion runs inside qdrant-edge.
+//! - Point ids may be UUIDs: a chunk's id is a UUID v5 of (doc_id, version, ordinal).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use qdrant_edge::external::ordered_float::OrderedFloat;
+use qdrant_edge::external::serde_json::{self, Value};
+use qdrant_edge::{
+    Condition, CountRequest, Distance, EdgeConfig, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
+    Filter, Fusion, JsonPath, Match, Modifier, NamedQuery, OperationError, PayloadFieldSchema,
+    PayloadSchemaType, PayloadSelector, PayloadSelectorExclude, PointId, PointInsertOperations,
+    PointOperations, PointStruct, PointStructPersisted, Prefetch, QueryEnum, QueryRequest,
+    ScoringQuery, ScrollRequest, UpdateOperation, Vector, VectorInternal, Vectors,
+    WithPayloadInterface, WithVector,
+};
+use qdrant_edge::{CreateIndex, SparseVector as EdgeSparseVector};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    ChunkRecord, DocumentMeta, HybridQuery, Result, RrfParams, ScoredChunk, SparseVector,
+    StoreError, StoreRead, StoreWrite, StoredChunk,
+};
+use crate::access::Scope;
+
+const DENSE: &str = "dense";
+const BM25: &str = "bm25";
+const BIGRAM: &str = "bigram";
+
+/// Payload fields with a keyword index (all filters the store applies).
+const KEYWORD_FIELDS: [&str; 5] = ["readers", "owner", "doc_id", "kind", "version"];
+/// Integer index: `documents()` and `versions()` read only the first chunk of each version.
+const ORDINAL: &str = "ordinal";
+/// Points per scroll request.
+const SCROLL_PAGE: usize = 1024;
+/// Namespace of the point ids: an arbitrary fixed UUID. Changing it changes every point id.
+const POINT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_03c5_5b2e_5d0a_9f0e_1c7b_4d6f_2a11);
+
+/// A [`StoreRead`] + [`StoreWrite`] backend on an embedded qdrant-edge shard in a directory.
+///
+/// The shard has a dense vector `dense` (cosine) and two sparse vectors, `bm25` and `bigram`,
+/// both with `Modifier::Idf`. Each chunk is one point whose payload holds every field of its
+/// [`DocumentMeta`] plus the chunk's own fields. All methods are blocking: call them from
+/// blocking threads. Searches and listings may run concurrently with each other and with one
+/// write; writes are serialised.
+#[derive(Debug)]
+pub struct EdgeStore {
+    shard: EdgeShard,
+    path: PathBuf,
+    dense_dim: usize,
+    /// Held across every `update` + `flush` sequence (see the module documentation).
+    writes: Mutex<()>,
+}
+
+/// The payload of a point: the document's metadata, flattened, and the chunk's fields.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkPayload {
+    #[serde(flatten)]
+    document: DocumentMeta,
+    ordinal: u32,
+    text: String,
+    heading_path: Vec<String>,
+    page_start: u32,
+    page_end: u32,
+    char_start: u32,
+    char_end: u32,
+}
+
+impl EdgeStore {
+    /// Opens the store in `dir`, creating it (and `dir`) when there is no shard there yet.
+    ///
+    /// An existing shard must have exactly the vectors this store writes, with a dense vector of
+    /// `dense_dim` dimensions; otherwise this returns [`StoreError::SchemaMismatch`]. Missing
+    /// payload indexes are created.
+    pub fn open(dir: &Path, dense_dim: usize) -> Result<Self> {
+        let open_error = |reason: String| StoreError::Open {
+            path: dir.display().to_string(),
+            reason,
+        };
+        if dense_dim == 0 {
+            return Err(open_error(
+                "the dense dimension must be positive".to_owned(),
+            ));
+        }
+        fs::create_dir_all(dir)
+            .map_err(|e| open_error(format!("cannot create the directory: {e}")))?;
+
+        let shard = if shard_exists(dir) {
+            EdgeShard::load(dir, None).map_err(|e| open_error(e.to_string()))?
+        } else {
+            EdgeShard::new(dir, expected_config(dense_dim))
+                .map_err(|e| open_error(e.to_string()))?
+        };
+        let store = Self {
+            shard,
+            path: dir.to_owned(),
+            dense_dim,
+            writes: Mutex::new(()),
+        };
+        store.check_schema()?;
+        store.ensure_payload_indexes()?;
+        Ok(store)
+    }
+
+    /// The id of a chunk's point: a UUID v5 of its document id, version and ordinal.
+    pub fn point_id(doc_id: &str, version: &str, ordinal: u32) -> Uuid {
+        // A JSON array is an unambiguous encoding of the three parts.
+        let name = serde_json::json!([doc_id, version, ordinal]).to_string();
+        Uuid::new_v5(&POINT_ID_NAMESPACE, name.as_bytes())
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let config = self.shard.config();
+        let dense_ok = config.vectors.len() == 1
+            && config.vectors.get(DENSE).is_some_and(|v| {
+                v.size == self.dense_dim
+                    && v.distance == Distance::Cosine
+                    && v.multivector_config.is_none()
+            });
+        let sparse_ok = config.sparse_vectors.len() == 2
+            && [BM25, BIGRAM].iter().all(|name| {
+                config
+                    .sparse_vectors
+                    .get(*name)
+                    .is_some_and(|v| v.modifier == Some(Modifier::Idf))
+            });
+        if dense_ok && sparse_ok {
+            return Ok(());
+        }
+        Err(StoreError::SchemaMismatch {
+            path: self.path.display().to_string(),
+            found: describe_schema(&config),
+            expected: describe_schema(&expected_config(self.dense_dim)),
+        })
+    }
+
+    fn ensure_payload_indexes(&self) -> Result<()> {
+        let existing = self.shard.info().payload_schema;
+        let wanted = KEYWORD_FIELDS
+            .iter()
+            .map(|field| (*field, PayloadSchemaType::Keyword))
+            .chain([(ORDINAL, PayloadSchemaType::Integer)]);
+        let _writes = self.lock_writes();
+        let mut created = false;
+        for (field, schema) in wanted {
+            let field_name = json_path(field)?;
+            if existing
+                .get(&field_name)
+                .is_some_and(|info| info.data_type == schema)
+            {
+                continue;
+            }
+            let operation = UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name,
+                    field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                }),
+            );
+            self.update("create payload index", operation)?;
+            created = true;
+        }
+        if created {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        // The mutex guards no data, so a panic while it was held leaves nothing inconsistent.
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies one update operation. Call with the write lock held.
+    fn update(&self, operation: &'static str, update: UpdateOperation) -> Result<()> {
+        self.shard
+            .update(update)
+            .map_err(|e| operation_error(operation, e))
+    }
+
+    /// Makes every update so far durable. Call with the write lock held.
+    fn flush(&self) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.shard.flush())).map_err(|panic| {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "flush panicked".to_owned());
+            StoreError::Operation {
+                operation: "flush",
+                reason,
+            }
+        })
+    }
+
+    fn point(&self, document: &DocumentMeta, chunk: &ChunkRecord) -> Result<PointStructPersisted> {
+        if chunk.dense.len() != self.dense_dim {
+            return Err(invalid(format!(
+                "chunk {} of {} has a dense vector of {} dimensions, expected {}",
+                chunk.ordinal,
+                document.doc_id,
+                chunk.dense.len(),
+                self.dense_dim
+            )));
+        }
+        if !chunk.dense.iter().all(|x| x.is_finite()) {
+            return Err(invalid(format!(
+                "chunk {} of {} has a non-finite dense value",
+                chunk.ordinal, document.doc_id
+            )));
+        }
+        let vectors = Vectors::new_named([
+            (DENSE, Vector::new_dense(chunk.dense.clone())),
+            (BM25, Vector::from(edge_sparse(&chunk.bm25, "bm25")?)),
+            (BIGRAM, Vector::from(edge_sparse(&chunk.bigram, "bigram")?)),
+        ]);
+        let payload = ChunkPayload {
+            document: document.clone(),
+            ordinal: chunk.ordinal,
+            text: chunk.text.clone(),
+            heading_path: chunk.heading_path.clone(),
+            page_start: chunk.page_start,
+            page_end: chunk.page_end,
+            char_start: chunk.char_start,
+            char_end: chunk.char_end,
+        };
+        // `PointStruct::new` panics unless the payload is a JSON object: only objects get there.
+        let payload = match serde_json::to_value(&payload) {
+            Ok(object @ Value::Object(_)) => object,
+            Ok(other) => return Err(invalid(format!("payload is not a JSON object: {other}"))),
+            Err(e) => return Err(invalid(format!("payload cannot be serialised: {e}"))),
+        };
+        let id = Self::point_id(&document.doc_id, &document.version, chunk.ordinal);
+        Ok(PointStruct::new(PointId::Uuid(id), vectors, payload).into())
+    }
+
+    /// Every point matching `filter`, with the payload selected by `with_payload`.
+    fn scroll_all(
+        &self,
+        filter: Filter,
+        with_payload: WithPayloadInterface,
+    ) -> Result<Vec<qdrant_edge::Record>> {
+        let mut records = Vec::new();
+        let mut offset = None;
+        loop {
+            let request = ScrollRequest {
+                offset,
+                limit: Some(SCROLL_PAGE),
+                filter: Some(filter.clone()),
+                with_payload: Some(with_payload.clone()),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            };
+            let (page, next) = self
+                .shard
+                .scroll(request)
+                .map_err(|e| operation_error("scroll", e))?;
+            records.extend(page);
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(records),
+            }
+        }
+    }
+
+    /// The first chunk of every version matching `filter`, as document metadata.
+    fn first_chunks(&self, filter: Filter) -> Result<Vec<DocumentMeta>> {
+        let filter = with_must(filter, match_integer(ORDINAL, 0)?);
+        let without_text =
+            WithPayloadInterface::Selector(PayloadSelector::Exclude(PayloadSelectorExclude {
+                exclude: vec![json_path("text")?, json_path("heading_path")?],
+            }));
+        self.scroll_all(filter, without_text)?
+            .into_iter()
+            .map(|record| decode::<DocumentMeta>(record.id, record.payload))
+            .collect()
+    }
+
+    /// The documents readable in `scope` matching `filter`, newest version of each, by doc id.
+    fn newest_documents(
+        &self,
+        scope: &Scope,
+        filter: Filter,
+    ) -> Result<BTreeMap<String, DocumentMeta>> {
+        let mut newest: BTreeMap<String, DocumentMeta> = BTreeMap::new();
+        for document in self.first_chunks(filter)? {
+            if !scope.permits(&document.readers) {
+                tracing::error!(
+                    doc_id = %document.doc_id,
+                    version = %document.version,
+                    "the store returned a document outside the caller's scope; dropped"
+                );
+                continue;
+            }
+            match newest.get(&document.doc_id) {
+                Some(current) if !is_newer(&document, current) => {}
+                _ => {
+                    newest.insert(document.doc_id.clone(), document);
+                }
+            }
+        }
+        Ok(newest)
+    }
+
+    /// The scope filter plus the query's filters, or `None` when the scope can read nothing.
+    fn search_filter(&self, scope: &Scope, query: &HybridQuery) -> Result<Option<Filter>> {
+        let Some(mut filter) = scope_filter(scope)? else {
+            return Ok(None);
+        };
+        let filters = &query.filters;
+        for (field, value) in [
+            ("owner", &filters.owner),
+            ("kind", &filters.kind),
+            ("doc_id", &filters.doc_id),
+        ] {
+            if let Some(value) = value {
+                filter = with_must(filter, match_keyword(field, value)?);
+            }
+        }
+        Ok(Some(filter))
+    }
+}
+
+impl StoreRead for EdgeStore {
+    /// One prefetch per vector present in the query (and with a weight above zero), each carrying
+    /// the full filter (scope and search filters), fused by qdrant-edge's weighted RRF.
+    fn search(&self, scope: &Scope, query: &HybridQuery) -> Result<Vec<ScoredChunk>> {
+        let weights = fusion_weights(&query.fusion)?;
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(filter) = self.search_filter(scope, query)? else {
+            return Ok(Vec::new());
+        };
+
+        let mut sources: Vec<(&str, VectorInternal, f32)> = Vec::new();
+        if let Some(dense) = &query.dense {
+            if dense.len() != self.dense_dim || !dense.iter().all(|x| x.is_finite()) {
+                return Err(invalid(format!(
+                    "the dense query must have {} finite values, got {}",
+                    self.dense_dim,
+                    dense.len()
+                )));
+            }
+            sources.push((DENSE, VectorInternal::Dense(dense.clone()), weights.dense));
+        }
+        if let Some(bm25) = &query.bm25 {
+            sources.push((
+                BM25,
+                VectorInternal::Sparse(edge_sparse(bm25, "bm25")?),
+                weights.bm25,
+            ));
+        }
+        if let Some(bigram) = &query.bigram {
+            let vector = VectorInternal::Sparse(edge_sparse(bigram, "bigram")?);
+            sources.push((BIGRAM, vector, weights.bigram));
+        }
+        // A source with weight 0 would add nothing to any score, but its points would still be
+        // returned (with score 0): leave it out.
+        sources.retain(|(_, _, weight)| *weight > 0.0);
+        if sources.is_empty() {
+            return Err(invalid(
+                "the query has no vector with a positive weight".to_owned(),
+            ));
+        }
+
+        let prefetch_limit = query.prefetch_limit.max(1);
+        let candidates = prefetch_limit * sources.len();
+        let (prefetches, weights): (Vec<Prefetch>, Vec<OrderedFloat<f32>>) = sources
+            .into_iter()
+            .map(|(name, vector, weight)| {
+                let prefetch = Prefetch {
+                    prefetches: Vec::new(),
+                    query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+                        vector, name,
+                    )))),
+                    limit: prefetch_limit,
+                    params: None,
+                    filter: Some(filter.clone()),
+                    score_threshold: None,
+                };
+                (prefetch, OrderedFloat(weight))
+            })
+            .unzip();
+        // Every fused candidate comes back (ids and scores only) so that ties can be broken by
+        // point id here: qdrant-edge orders equal scores arbitrarily, and results must not change
+        // from one call to the next.
+        let request = QueryRequest {
+            prefetches,
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
+                k: query.fusion.k as usize,
+                weights: Some(weights),
+            })),
+            filter: None,
+            score_threshold: None,
+            limit: candidates,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(false),
+        };
+        let mut fused = self
+            .shard
+            .query(request)
+            .map_err(|e| operation_error("query", e))?;
+        fused.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        fused.truncate(query.limit);
+
+        let ids: Vec<PointId> = fused.iter().map(|point| point.id).collect();
+        let records = self
+            .shard
+            .retrieve(
+                &ids,
+                Some(WithPayloadInterface::Bool(true)),
+                Some(WithVector::Bool(false)),
+            )
+            .map_err(|e| operation_error("retrieve", e))?;
+        let mut payloads: HashMap<PointId, Option<qdrant_edge::Payload>> = records
+            .into_iter()
+            .map(|record| (record.id, record.payload))
+            .collect();
+
+        let mut results = Vec::with_capacity(fused.len());
+        for point in fused {
+            // A point deleted since the query (an old version, during a replace) is skipped.
+            let Some(payload) = payloads.remove(&point.id) else {
+                continue;
+            };
+            let payload: ChunkPayload = decode(point.id, payload)?;
+            if !scope.permits(&payload.document.readers) {
+                tracing::error!(
+                    doc_id = %payload.document.doc_id,
+                    ordinal = payload.ordinal,
+                    "the store returned a chunk outside the caller's scope; dropped"
+                );
+                continue;
+            }
+            results.push(ScoredChunk {
+                chunk: payload.into_stored_chunk(),
+                score: point.score,
+            });
+        }
+        Ok(keep_newest_versions(results))
+    }
+
+    fn documents(&self, scope: &Scope) -> Result<Vec<DocumentMeta>> {
+        let Some(filter) = scope_filter(scope)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .newest_documents(scope, filter)?
+            .into_values()
+            .collect())
+    }
+
+    fn document(&self, scope: &Scope, doc_id: &str) -> Result<Option<DocumentMeta>> {
+        let Some(filter) = scope_filter(scope)? else {
+            return Ok(None);
+        };
+        let filter = with_must(filter, match_keyword("doc_id", doc_id)?);
+        Ok(self.newest_documents(scope, filter)?.remove(doc_id))
+    }
+
+    fn point_count(&self) -> Result<u64> {
+        let count = self
+            .shard
+            .count(CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|e| operation_error("count", e))?;
+        Ok(count as u64)
+    }
+}
+
+impl StoreWrite for EdgeStore {
+    /// Upserts every chunk of the new version in one update and flushes, then deletes the
+    /// document's points of any other version and flushes. A crash between the two leaves both
+    /// versions, each complete; readers keep the newest.
+    fn replace_document(&self, document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
+        validate_chunks(document, chunks)?;
+        let points = chunks
+            .iter()
+            .map(|chunk| self.point(document, chunk))
+            .collect::<Result<Vec<_>>>()?;
+        let other_versions = Filter {
+            must: Some(vec![match_keyword("doc_id", &document.doc_id)?]),
+            must_not: Some(vec![match_keyword("version", &document.version)?]),
+            ..Filter::new()
+        };
+
+        let _writes = self.lock_writes();
+        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
+        self.update("upsert chunks", UpdateOperation::PointOperation(upsert))?;
+        self.flush()?;
+        let delete = PointOperations::DeletePointsByFilter(other_versions);
+        self.update(
+            "delete other versions",
+            UpdateOperation::PointOperation(delete),
+        )?;
+        self.flush()
+    }
+
+    fn delete_document(&self, doc_id: &str) -> Result<bool> {
+        let filter = Filter::new_must(match_keyword("doc_id", doc_id)?);
+        let _writes = self.lock_writes();
+        let existing = self
+            .shard
+            .count(CountRequest {
+                filter: Some(filter.clone()),
+                exact: true,
+            })
+            .map_err(|e| operation_error("count document points", e))?;
+        if existing == 0 {
+            return Ok(false);
+        }
+        let delete = PointOperations::DeletePointsByFilter(filter);
+        self.update("delete document", UpdateOperation::PointOperation(delete))?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Versions of each document, oldest first (by `ingested_at`).
+    fn versions(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut by_doc: BTreeMap<String, Vec<DocumentMeta>> = BTreeMap::new();
+        for document in self.first_chunks(Filter::new())? {
+            by_doc
+                .entry(document.doc_id.clone())
+                .or_default()
+                .push(document);
+        }
+        Ok(by_doc
+            .into_iter()
+            .map(|(doc_id, mut documents)| {
+                documents
+                    .sort_by(|a, b| (a.ingested_at, &a.version).cmp(&(b.ingested_at, &b.version)));
+                (doc_id, documents.into_iter().map(|d| d.version).collect())
+            })
+            .collect())
+    }
+}
+
+impl ChunkPayload {
+    fn into_stored_chunk(self) -> StoredChunk {
+        StoredChunk {
+            document: self.document,
+            ordinal: self.ordinal,
+            text: self.text,
+            heading_path: self.heading_path,
+            page_start: self.page_start,
+            page_end: self.page_end,
+            char_start: self.char_start,
+            char_end: self.char_end,
+        }
+    }
+}
+
+/// RRF weights per source, checked.
+struct FusionWeights {
+    dense: f32,
+    bm25: f32,
+    bigram: f32,
+}
+
+fn fusion_weights(params: &RrfParams) -> Result<FusionWeights> {
+    if params.k == 0 {
+        return Err(invalid("RRF k must be at least 1".to_owned()));
+    }
+    let weights = FusionWeights {
+        dense: params.dense_weight,
+        bm25: params.bm25_weight,
+        bigram: params.bigram_weight,
+    };
+    if [weights.dense, weights.bm25, weights.bigram]
+        .iter()
+        .any(|w| !w.is_finite() || *w < 0.0)
+    {
+        return Err(invalid(format!(
+            "RRF weights must be finite and non-negative: {params:?}"
+        )));
+    }
+    Ok(weights)
+}
+
+/// Whether `a` is a newer version than `b` of the same document.
+fn is_newer(a: &DocumentMeta, b: &DocumentMeta) -> bool {
+    (a.ingested_at, &a.version) > (b.ingested_at, &b.version)
+}
+
+/// Drops chunks of a document's older version when a newer one is in the same results (both
+/// exist for a moment during `replace_document`); keeps the order otherwise.
+fn keep_newest_versions(results: Vec<ScoredChunk>) -> Vec<ScoredChunk> {
+    let mut newest: HashMap<&str, &DocumentMeta> = HashMap::new();
+    for result in &results {
+        let document = &result.chunk.document;
+        match newest.get(document.doc_id.as_str()) {
+            Some(current) if !is_newer(document, current) => {}
+            _ => {
+                newest.insert(&document.doc_id, document);
+            }
+        }
+    }
+    let keep: Vec<bool> = results
+        .iter()
+        .map(|r| newest[r.chunk.document.doc_id.as_str()].version == r.chunk.document.version)
+        .collect();
+    results
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(result, keep)| keep.then_some(result))
+        .collect()
+}
+
+fn validate_chunks(document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
+    if chunks.is_empty() {
+        return Err(invalid(format!(
+            "document {} has no chunks (use delete_document to remove a document)",
+            document.doc_id
+        )));
+    }
+    let mut ordinals: Vec<u32> = chunks.iter().map(|c| c.ordinal).collect();
+    ordinals.sort_unstable();
+    if ordinals.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid(format!(
+            "document {} has duplicate chunk ordinals",
+            document.doc_id
+        )));
+    }
+    if ordinals[0] != 0 {
+        return Err(invalid(format!(
+            "document {} has no chunk with ordinal 0 (listings read it)",
+            document.doc_id
+        )));
+    }
+    Ok(())
+}
+
+/// The shard configuration this store creates and expects.
+fn expected_config(dense_dim: usize) -> EdgeConfig {
+    let idf = || {
+        EdgeSparseVectorParamsBuilder::new()
+            .modifier(Modifier::Idf)
+            .build()
+    };
+    EdgeConfigBuilder::new()
+        .vector(
+            DENSE,
+            EdgeVectorParamsBuilder::new(dense_dim, Distance::Cosine).build(),
+        )
+        .sparse_vector(BM25, idf())
+        .sparse_vector(BIGRAM, idf())
+        .build()
+}
+
+fn describe_schema(config: &EdgeConfig) -> String {
+    let mut dense: Vec<String> = config
+        .vectors
+        .iter()
+        .map(|(name, v)| {
+            let multi = if v.multivector_config.is_some() {
+                ", multivector"
+            } else {
+                ""
+            };
+            format!("{name}: dense {} {:?}{multi}", v.size, v.distance)
+        })
+        .collect();
+    let mut sparse: Vec<String> = config
+        .sparse_vectors
+        .iter()
+        .map(|(name, v)| {
+            format!(
+                "{name}: sparse, modifier {:?}",
+                v.modifier.unwrap_or_default()
+            )
+        })
+        .collect();
+    dense.sort();
+    sparse.sort();
+    dense.extend(sparse);
+    dense.join("; ")
+}
+
+/// Whether `dir` already holds a shard (its configuration or any segment).
+fn shard_exists(dir: &Path) -> bool {
+    dir.join("edge_config.json").is_file()
+        || fs::read_dir(dir.join("segments")).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// The scope as a filter (`readers` matches any of the scope's tokens), `Some(Filter::new())`
+/// for everything, or `None` when the scope has no tokens and so can read nothing.
+fn scope_filter(scope: &Scope) -> Result<Option<Filter>> {
+    match scope.reader_tokens() {
+        None => Ok(Some(Filter::new())),
+        Some([]) => Ok(None),
+        Some(tokens) => {
+            let readers =
+                FieldCondition::new_match(json_path("readers")?, Match::from(tokens.to_vec()));
+            Ok(Some(Filter::new_must(Condition::Field(readers))))
+        }
+    }
+}
+
+fn with_must(mut filter: Filter, condition: Condition) -> Filter {
+    filter.must.get_or_insert_with(Vec::new).push(condition);
+    filter
+}
+
+fn match_keyword(field: &str, value: &str) -> Result<Condition> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        json_path(field)?,
+        Match::from(value.to_owned()),
+    )))
+}
+
+fn match_integer(field: &str, value: i64) -> Result<Condition> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        json_path(field)?,
+        Match::from(value),
+    )))
+}
+
+fn json_path(field: &str) -> Result<JsonPath> {
+    field.parse().map_err(|_| StoreError::Operation {
+        operation: "payload field name",
+        reason: format!("{field:?} is not a valid JSON path"),
+    })
+}
+
+/// A sparse vector as qdrant-edge wants it: sorted by index, unique indices, finite values.
+fn edge_sparse(vector: &SparseVector, name: &str) -> Result<EdgeSparseVector> {
+    if vector.indices.len() != vector.values.len() {
+        return Err(invalid(format!(
+            "sparse vector {name} has {} indices and {} values",
+            vector.indices.len(),
+            vector.values.len()
+        )));
+    }
+    if !vector.values.iter().all(|v| v.is_finite()) {
+        return Err(invalid(format!(
+            "sparse vector {name} has a non-finite value"
+        )));
+    }
+    let mut pairs: Vec<(u32, f32)> = vector
+        .indices
+        .iter()
+        .copied()
+        .zip(vector.values.iter().copied())
+        .collect();
+    pairs.sort_unstable_by_key(|(index, _)| *index);
+    if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(invalid(format!(
+            "sparse vector {name} has duplicate indices"
+        )));
+    }
+    let (indices, values) = pairs.into_iter().unzip();
+    EdgeSparseVector::new(indices, values)
+        .map_err(|e| invalid(format!("sparse vector {name} is invalid: {e}")))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    id: PointId,
+    payload: Option<qdrant_edge::Payload>,
+) -> Result<T> {
+    let payload = payload.ok_or_else(|| StoreError::Operation {
+        operation: "read payload",
+        reason: format!("point {id} has no payload"),
+    })?;
+    serde_json::from_value(Value::Object(payload.0)).map_err(|e| StoreError::Operation {
+        operation: "read payload",
+        reason: format!("point {id} has an unexpected payload: {e}"),
+    })
+}
+
+fn operation_error(operation: &'static str, error: OperationError) -> StoreError {
+    StoreError::Operation {
+        operation,
+        reason: error.to_string(),
+    }
+}
+
+fn invalid(reason: String) -> StoreError {
+    StoreError::InvalidInput { reason }
+}

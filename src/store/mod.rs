@@ -1,0 +1,157 @@
+//! Where chunks, their vectors and their payload live.
+//!
+//! Backends implement [`StoreRead`] and [`StoreWrite`]; every query takes a [`Scope`] and applies
+//! it inside the vector search (as a filter on each prefetch), never after it.
+
+mod edge;
+
+pub use edge::EdgeStore;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Scope;
+
+/// A sparse vector (BM25 words or character bigrams): parallel index/value arrays.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+/// Everything stored about a document that a citation or a listing needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentMeta {
+    pub doc_id: String,
+    /// Content hash of the source bytes plus the ingest settings; a new version replaces the old.
+    pub version: String,
+    pub title: String,
+    pub owner: String,
+    /// Org ids, group ids or `public`; always contains the owner.
+    pub readers: Vec<String>,
+    pub kind: String,
+    pub date: Option<String>,
+    /// Unix milliseconds when this version was written; the newest version wins during a replace.
+    pub ingested_at: u64,
+    pub chunk_count: u32,
+    pub page_count: u32,
+}
+
+/// One chunk of a document, as stored: text, location, and its vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub ordinal: u32,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub page_start: u32,
+    pub page_end: u32,
+    pub char_start: u32,
+    pub char_end: u32,
+    pub dense: Vec<f32>,
+    pub bm25: SparseVector,
+    pub bigram: SparseVector,
+}
+
+/// A chunk found by a search, with its document's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredChunk {
+    pub document: DocumentMeta,
+    pub ordinal: u32,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub page_start: u32,
+    pub page_end: u32,
+    pub char_start: u32,
+    pub char_end: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredChunk {
+    pub chunk: StoredChunk,
+    pub score: f32,
+}
+
+/// Optional narrowing of a search, on top of the caller's scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchFilters {
+    pub owner: Option<String>,
+    pub kind: Option<String>,
+    pub doc_id: Option<String>,
+}
+
+/// A hybrid query: each present vector becomes one prefetch (each carrying the scope filter),
+/// fused by weighted reciprocal-rank fusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridQuery {
+    pub dense: Option<Vec<f32>>,
+    pub bm25: Option<SparseVector>,
+    pub bigram: Option<SparseVector>,
+    pub filters: SearchFilters,
+    /// How many candidates each prefetch returns before fusion.
+    pub prefetch_limit: usize,
+    pub limit: usize,
+    pub fusion: RrfParams,
+}
+
+/// Weighted reciprocal-rank fusion, as Qdrant computes it (`Fusion::Rrf { k, weights }`): a
+/// chunk at 0-based position `p` of a prefetch with weight `w` gets `1 / ((p + 1) / w + k − 1)`,
+/// summed over the prefetches that found it. With `w = 1` that is `1 / (k + p)`. A weight
+/// stretches positions rather than scaling the contribution: `w = 2` makes a prefetch's 2nd result
+/// count as its 1st would with `w = 1`. A prefetch with weight 0 is left out; `k` must be ≥ 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RrfParams {
+    pub k: u32,
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+    pub bigram_weight: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {path} could not be opened: {reason}")]
+    Open { path: String, reason: String },
+    #[error("the store at {path} was created with another schema ({found}); expected {expected}")]
+    SchemaMismatch {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error("a store operation failed: {operation}: {reason}")]
+    Operation {
+        operation: &'static str,
+        reason: String,
+    },
+    #[error("invalid data for the store: {reason}")]
+    InvalidInput { reason: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Reading: every call that returns documents or chunks is scoped.
+pub trait StoreRead: Send + Sync {
+    /// Hybrid search inside `scope`; results ordered by fused score, best first.
+    fn search(&self, scope: &Scope, query: &HybridQuery) -> Result<Vec<ScoredChunk>>;
+
+    /// The documents readable in `scope` (newest version of each), ordered by doc id.
+    fn documents(&self, scope: &Scope) -> Result<Vec<DocumentMeta>>;
+
+    /// One document, if it exists and is readable in `scope`.
+    fn document(&self, scope: &Scope, doc_id: &str) -> Result<Option<DocumentMeta>>;
+
+    /// Number of stored points (all versions, all scopes): for health and migration checks only.
+    fn point_count(&self) -> Result<u64>;
+}
+
+/// Writing. Writes are durable (flushed) when the call returns.
+pub trait StoreWrite: StoreRead {
+    /// Writes all chunks of a new version of a document, then removes every other version of it.
+    /// Between the two steps a reader may see both versions; retrieval keeps the newest per document.
+    fn replace_document(&self, document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()>;
+
+    /// Removes every version of a document. Returns whether anything was removed.
+    fn delete_document(&self, doc_id: &str) -> Result<bool>;
+
+    /// Every stored (doc_id → versions) regardless of scope: for ingestion bookkeeping only.
+    fn versions(&self) -> Result<BTreeMap<String, Vec<String>>>;
+}
