@@ -120,3 +120,69 @@ fn coverage(question: &HashSet<(char, char)>, passage: &HashSet<(char, char)>) -
     }
     question.intersection(passage).count() as f32 / question.len() as f32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DocumentMeta, StoredChunk};
+
+    fn passage(doc_id: &str, text: &str, score: f32) -> ScoredChunk {
+        ScoredChunk {
+            chunk: StoredChunk {
+                document: DocumentMeta {
+                    doc_id: doc_id.to_owned(),
+                    version: "v1".to_owned(),
+                    title: "報告書".to_owned(),
+                    owner: "pref-wakayama".to_owned(),
+                    readers: vec!["pref-wakayama".to_owned()],
+                    kind: "report".to_owned(),
+                    date: None,
+                    ingested_at: 0,
+                    chunk_count: 1,
+                    page_count: 1,
+                },
+                ordinal: 0,
+                text: text.to_owned(),
+                heading_path: Vec::new(),
+                page_start: 1,
+                page_end: 1,
+                char_start: 0,
+                char_end: text.chars().count() as u32,
+            },
+            score,
+        }
+    }
+
+    const CONFIG: AnswerConfig = AnswerConfig { min_support: 0.4, max_sentences: 2 };
+
+    #[test]
+    fn answers_with_the_best_sentences_and_their_citation_numbers() {
+        let passages = vec![
+            passage("a.txt", "研修は年2回開催した。オンラインよろず相談は毎月実施した。", 0.9),
+            passage("b.txt", "よろず相談はオンラインで市町村ごとに実施し、300回に達した。", 0.8),
+        ];
+        let answer = extractive_answer("オンラインよろず相談はどのように実施されましたか", passages, &CONFIG);
+        assert!(answer.found);
+        assert_eq!(answer.citations.len(), 2);
+        assert_eq!(
+            answer.text,
+            "オンラインよろず相談は毎月実施した。[1]\nよろず相談はオンラインで市町村ごとに実施し、300回に達した。[2]"
+        );
+        assert!(!answer.text.contains("研修"));
+    }
+
+    #[test]
+    fn weak_evidence_is_not_an_answer_but_passages_stay_listed() {
+        let passages = vec![passage("a.txt", "研修は年2回開催した。", 0.9)];
+        let answer = extractive_answer("延岡~高千穂線の年間の欠損額はいくらですか", passages, &CONFIG);
+        assert!(!answer.found);
+        assert_eq!(answer.text, NOT_FOUND_MESSAGE);
+        assert_eq!(answer.citations.len(), 1);
+    }
+
+    #[test]
+    fn no_passages_is_not_found() {
+        let answer = extractive_answer("何か", Vec::new(), &CONFIG);
+        assert!(!answer.found && answer.citations.is_empty());
+    }
+}

@@ -236,7 +236,7 @@ pub fn ingest_sources(
 enum Prepared {
     Unchanged,
     Parsed {
-        document: ParsedDocument,
+        document: Box<ParsedDocument>,
         version: String,
     },
 }
@@ -265,7 +265,7 @@ fn prepare(
     }
     let format = Format::from_path(&source.format_hint)?;
     let document = parse_document_as(&doc_id, format, &bytes, metadata, options)?;
-    Ok(Prepared::Parsed { document, version })
+    Ok(Prepared::Parsed { document: Box::new(document), version })
 }
 
 /// A version changes when the bytes, the metadata, the chunking or the pipeline change.

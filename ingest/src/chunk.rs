@@ -301,9 +301,8 @@ fn is_sentence_end(ch: char) -> bool {
 /// most `budget` characters long, if even the last sentence fits.
 fn overlap_start(text: &str, start: usize, end: usize, budget: usize) -> Option<usize> {
     let mut best = None;
-    // Characters in `text[position after ch..end]`.
-    let mut suffix_chars = 0;
-    for (index, ch) in text[start..end].char_indices().rev() {
+    // `suffix_chars`: characters in `text[position after ch..end]`.
+    for (suffix_chars, (index, ch)) in text[start..end].char_indices().rev().enumerate() {
         if suffix_chars > budget {
             break;
         }
@@ -311,7 +310,6 @@ fn overlap_start(text: &str, start: usize, end: usize, budget: usize) -> Option<
         if is_sentence_end(ch) && !text[candidate..end].trim().is_empty() {
             best = Some(candidate);
         }
-        suffix_chars += 1;
     }
     best.and_then(|best| trimmed(text, best, end))
         .map(|(trimmed_start, _)| trimmed_start)

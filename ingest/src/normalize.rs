@@ -39,7 +39,7 @@ pub fn normalize_pages(raw_pages: &[String], markdown: bool) -> Vec<String> {
     drop_running_lines(&mut pages);
     pages
         .iter_mut()
-        .for_each(|lines| drop_bare_page_numbers(lines));
+        .for_each(drop_bare_page_numbers);
     pages
         .into_iter()
         .map(|lines| {

@@ -215,3 +215,63 @@ impl std::fmt::Display for ErrorChain<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    #[tokio::test]
+    async fn service_errors_keep_user_messages_and_hide_internal_ones() {
+        let (status, body) =
+            body_of(ServiceError::InvalidRequest("質問が空です。".to_owned()).into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": { "code": "invalid_request", "message": "質問が空です。" } })
+        );
+
+        let (status, body) =
+            body_of(ServiceError::Task("secret path /srv/data panicked".to_owned()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("/srv/data"), "{body}");
+
+        assert_eq!(
+            body_of(ServiceError::Forbidden.into()).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            body_of(ServiceError::NotFound.into()).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn middleware_failures_become_overloaded_and_timeout() {
+        let overloaded =
+            middleware_error(Box::new(tower::load_shed::error::Overloaded::new())).await;
+        let response = overloaded.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+
+        let elapsed = middleware_error(Box::new(tower::timeout::error::Elapsed::new())).await;
+        assert_eq!(
+            body_of(elapsed).await,
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                serde_json::json!({ "error": { "code": "timeout", "message": ApiError::Timeout.message() } })
+            )
+        );
+    }
+}

@@ -51,7 +51,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::access::KeyRing;
 use crate::service::Service;
@@ -112,7 +112,11 @@ pub fn router(service: Service) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(observe::request_span))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(observe::request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn(observe::track))
                 .layer(DefaultBodyLimit::max(server.max_json_bytes)),

@@ -200,7 +200,7 @@ def read_source(path: Path) -> Source:
             pos += name_len
             dtype, count, offset, nbytes = take("BIQQ")
             tensors[name] = Tensor(dtype, count, offset, nbytes)
-    except (struct.error, UnicodeDecodeError) as e:
+    except (struct.error, UnicodeDecodeError, ValueError) as e:
         raise ConversionError(f"{path}: truncated or corrupt model file ({e})") from e
 
     for token, want in SPECIAL_TOKENS.items():
@@ -451,7 +451,8 @@ def build_charsmap(src: Source, workdir: Path) -> bytes:
     tsv = workdir / "normalization_rules.tsv"
     with tsv.open("w", encoding="utf-8") as f:
         for source in sorted(rules):
-            f.write(" ".join(f"{ord(c):X}" for c in source) + "\t" + " ".join(f"{ord(c):X}" for c in rules[source]) + "\n")
+            codepoints = [" ".join(f"{ord(c):X}" for c in text) for text in (source, rules[source])]
+            f.write("\t".join(codepoints) + "\n")
     charsmap = train_charsmap(normalization_rule_tsv=str(tsv))
     tsv.unlink()
     return charsmap

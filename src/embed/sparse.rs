@@ -35,7 +35,7 @@ pub enum SparseEncoderError {
 /// segmenter, so a query could be cut into other words than the same text inside a document.
 /// [`Bm25Encoder`] makes every string take the Japanese path: when hiragana is not already the
 /// most frequent script, it appends `。` followed by enough `の。` pairs for hiragana to become the
-/// most frequent script (see [`japanese_path_padding`]). The padding produces only the tokens
+/// most frequent script, counting characters as whatlang does. The padding produces only the tokens
 /// `の` (a Japanese stopword) and `。` (not alphabetic), which the tokenizer drops before BM25
 /// counts anything, so it changes neither the terms nor the document length; everyday Japanese
 /// prose (where hiragana is already the most frequent script) is left untouched.

@@ -90,16 +90,16 @@ impl EdgeStore {
     ///
     /// An existing shard must have exactly the vectors this store writes, with a dense vector of
     /// `dense_dim` dimensions; otherwise this returns [`StoreError::SchemaMismatch`]. Missing
-    /// payload indexes are created.
+    /// payload indexes are created. qdrant-edge locks the directory's WAL: while one `EdgeStore`
+    /// (in this process or another) has the directory open, opening it again fails with
+    /// [`StoreError::Open`], so share one instance (e.g. in an `Arc`).
     pub fn open(dir: &Path, dense_dim: usize) -> Result<Self> {
         let open_error = |reason: String| StoreError::Open {
             path: dir.display().to_string(),
             reason,
         };
         if dense_dim == 0 {
-            return Err(open_error(
-                "the dense dimension must be positive".to_owned(),
-            ));
+            return Err(invalid("the dense dimension must be positive".to_owned()));
         }
         fs::create_dir_all(dir)
             .map_err(|e| open_error(format!("cannot create the directory: {e}")))?;
@@ -319,24 +319,6 @@ impl EdgeStore {
         }
         Ok(newest)
     }
-
-    /// The scope filter plus the query's filters, or `None` when the scope can read nothing.
-    fn search_filter(&self, scope: &Scope, query: &HybridQuery) -> Result<Option<Filter>> {
-        let Some(mut filter) = scope_filter(scope)? else {
-            return Ok(None);
-        };
-        let filters = &query.filters;
-        for (field, value) in [
-            ("owner", &filters.owner),
-            ("kind", &filters.kind),
-            ("doc_id", &filters.doc_id),
-        ] {
-            if let Some(value) = value {
-                filter = with_must(filter, match_keyword(field, value)?);
-            }
-        }
-        Ok(Some(filter))
-    }
 }
 
 impl StoreRead for EdgeStore {
@@ -347,7 +329,7 @@ impl StoreRead for EdgeStore {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(filter) = self.search_filter(scope, query)? else {
+        let Some(filter) = search_filter(scope, query)? else {
             return Ok(Vec::new());
         };
 
@@ -653,6 +635,24 @@ fn validate_chunks(document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()
     Ok(())
 }
 
+/// The scope filter plus the query's filters, or `None` when the scope can read nothing.
+fn search_filter(scope: &Scope, query: &HybridQuery) -> Result<Option<Filter>> {
+    let Some(mut filter) = scope_filter(scope)? else {
+        return Ok(None);
+    };
+    let filters = &query.filters;
+    for (field, value) in [
+        ("owner", &filters.owner),
+        ("kind", &filters.kind),
+        ("doc_id", &filters.doc_id),
+    ] {
+        if let Some(value) = value {
+            filter = with_must(filter, match_keyword(field, value)?);
+        }
+    }
+    Ok(Some(filter))
+}
+
 /// The shard configuration this store creates and expects.
 fn expected_config(dense_dim: usize) -> EdgeConfig {
     let idf = || {
@@ -799,4 +799,121 @@ fn operation_error(operation: &'static str, error: OperationError) -> StoreError
 
 fn invalid(reason: String) -> StoreError {
     StoreError::InvalidInput { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Operator;
+    use crate::store::SearchFilters;
+
+    const DIM: usize = 4;
+
+    fn document(version: &str, ingested_at: u64) -> DocumentMeta {
+        DocumentMeta {
+            doc_id: "doc".to_owned(),
+            version: version.to_owned(),
+            title: "手引き".to_owned(),
+            owner: "org-a".to_owned(),
+            readers: vec!["org-a".to_owned()],
+            kind: "guide".to_owned(),
+            date: None,
+            ingested_at,
+            chunk_count: 2,
+            page_count: 1,
+        }
+    }
+
+    fn chunk(ordinal: u32, dense: [f32; DIM]) -> ChunkRecord {
+        let sparse = SparseVector {
+            indices: vec![ordinal, 100],
+            values: vec![1.0, 0.5],
+        };
+        ChunkRecord {
+            ordinal,
+            text: format!("第{ordinal}節"),
+            heading_path: Vec::new(),
+            page_start: 1,
+            page_end: 1,
+            char_start: 0,
+            char_end: 10,
+            dense: dense.to_vec(),
+            bm25: sparse.clone(),
+            bigram: sparse,
+        }
+    }
+
+    /// The state a crash between the two steps of `replace_document` leaves: both versions,
+    /// complete. Readers see only the newest.
+    #[test]
+    fn both_versions_present_reads_show_only_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EdgeStore::open(dir.path(), DIM).expect("open");
+        let old = document("v1", 1);
+        let old_chunks = [
+            chunk(0, [1.0, 0.0, 0.0, 0.0]),
+            chunk(1, [0.0, 1.0, 0.0, 0.0]),
+        ];
+        store.replace_document(&old, &old_chunks).expect("replace");
+        // Only the first step of a replace with v2.
+        let new = document("v2", 2);
+        let new_chunks = [
+            chunk(0, [0.0, 0.0, 1.0, 0.0]),
+            chunk(1, [0.0, 0.0, 0.0, 1.0]),
+        ];
+        let points = new_chunks
+            .iter()
+            .map(|c| store.point(&new, c))
+            .collect::<Result<Vec<_>>>()
+            .expect("points");
+        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
+        {
+            let _writes = store.lock_writes();
+            store
+                .update("upsert", UpdateOperation::PointOperation(upsert))
+                .expect("upsert");
+            store.flush().expect("flush");
+        }
+
+        assert_eq!(store.point_count().expect("count"), 4);
+        let versions = store.versions().expect("versions");
+        assert_eq!(versions["doc"], vec!["v1".to_owned(), "v2".to_owned()]);
+        let scope = Operator.scope();
+        let listed = store.documents(&scope).expect("documents");
+        assert_eq!(listed, vec![new.clone()]);
+        assert_eq!(store.document(&scope, "doc").expect("document"), Some(new));
+
+        // The old version's chunk is the best dense match, yet only v2 chunks come back.
+        let query = HybridQuery {
+            dense: Some(vec![1.0, 0.0, 0.0, 0.0]),
+            bm25: None,
+            bigram: None,
+            filters: SearchFilters::default(),
+            prefetch_limit: 10,
+            limit: 10,
+            fusion: RrfParams {
+                k: 60,
+                dense_weight: 1.0,
+                bm25_weight: 1.0,
+                bigram_weight: 1.0,
+            },
+        };
+        let results = store.search(&scope, &query).expect("search");
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.chunk.document.version == "v2"));
+    }
+
+    #[test]
+    fn point_ids_are_stable() {
+        let id = EdgeStore::point_id("doc", "v1", 0);
+        assert_eq!(id, EdgeStore::point_id("doc", "v1", 0));
+        assert_eq!(id.get_version_num(), 5);
+        assert_ne!(id, EdgeStore::point_id("doc", "v1", 1));
+        assert_ne!(id, EdgeStore::point_id("doc", "v2", 0));
+        // No ambiguity between the parts.
+        assert_ne!(
+            EdgeStore::point_id("a\",\"b", "c", 0),
+            EdgeStore::point_id("a", "b\",\"c", 0)
+        );
+    }
 }
