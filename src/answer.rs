@@ -153,15 +153,30 @@ mod tests {
         }
     }
 
-    const CONFIG: AnswerConfig = AnswerConfig { min_support: 0.4, max_sentences: 2 };
+    const CONFIG: AnswerConfig = AnswerConfig {
+        min_support: 0.4,
+        max_sentences: 2,
+    };
 
     #[test]
     fn answers_with_the_best_sentences_and_their_citation_numbers() {
         let passages = vec![
-            passage("a.txt", "研修は年2回開催した。オンラインよろず相談は毎月実施した。", 0.9),
-            passage("b.txt", "よろず相談はオンラインで市町村ごとに実施し、300回に達した。", 0.8),
+            passage(
+                "a.txt",
+                "研修は年2回開催した。オンラインよろず相談は毎月実施した。",
+                0.9,
+            ),
+            passage(
+                "b.txt",
+                "よろず相談はオンラインで市町村ごとに実施し、300回に達した。",
+                0.8,
+            ),
         ];
-        let answer = extractive_answer("オンラインよろず相談はどのように実施されましたか", passages, &CONFIG);
+        let answer = extractive_answer(
+            "オンラインよろず相談はどのように実施されましたか",
+            passages,
+            &CONFIG,
+        );
         assert!(answer.found);
         assert_eq!(answer.citations.len(), 2);
         assert_eq!(
@@ -174,7 +189,11 @@ mod tests {
     #[test]
     fn weak_evidence_is_not_an_answer_but_passages_stay_listed() {
         let passages = vec![passage("a.txt", "研修は年2回開催した。", 0.9)];
-        let answer = extractive_answer("延岡~高千穂線の年間の欠損額はいくらですか", passages, &CONFIG);
+        let answer = extractive_answer(
+            "延岡~高千穂線の年間の欠損額はいくらですか",
+            passages,
+            &CONFIG,
+        );
         assert!(!answer.found);
         assert_eq!(answer.text, NOT_FOUND_MESSAGE);
         assert_eq!(answer.citations.len(), 1);

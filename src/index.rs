@@ -265,7 +265,10 @@ fn prepare(
     }
     let format = Format::from_path(&source.format_hint)?;
     let document = parse_document_as(&doc_id, format, &bytes, metadata, options)?;
-    Ok(Prepared::Parsed { document: Box::new(document), version })
+    Ok(Prepared::Parsed {
+        document: Box::new(document),
+        version,
+    })
 }
 
 /// A version changes when the bytes, the metadata, the chunking or the pipeline change.

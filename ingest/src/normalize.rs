@@ -37,9 +37,7 @@ pub fn normalize_pages(raw_pages: &[String], markdown: bool) -> Vec<String> {
         .map(|page| normalize_chars(page).lines().map(clean_line).collect())
         .collect();
     drop_running_lines(&mut pages);
-    pages
-        .iter_mut()
-        .for_each(drop_bare_page_numbers);
+    pages.iter_mut().for_each(drop_bare_page_numbers);
     pages
         .into_iter()
         .map(|lines| {

@@ -174,30 +174,6 @@ fn corpus_pdfs_match_their_source_texts() {
     assert!(checked >= 8, "only {checked} corpus PDFs found");
 }
 
-/// Extraction speed over the corpus (run alone, in release mode:
-/// `cargo test -p hikitsugi-ingest --release --test pdf_extraction -- --ignored throughput --nocapture`).
-#[test]
-#[ignore = "a measurement, not a check"]
-fn throughput() {
-    let files: Vec<Vec<u8>> = pdfs_in(&Path::new(CORPUS).join("pdf"))
-        .iter()
-        .map(|p| std::fs::read(p).expect("read pdf"))
-        .collect();
-    let rounds = 5;
-    let started = Instant::now();
-    let mut pages = 0;
-    for _ in 0..rounds {
-        for bytes in &files {
-            pages += extract_pdf(bytes).expect("corpus PDF opens").len();
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "{pages} pages in {seconds:.3} s: {:.0} pages/s",
-        pages as f64 / seconds
-    );
-}
-
 #[test]
 fn fixture_pdfs_match_their_source_texts() {
     let fixtures = Path::new(FIXTURES);
