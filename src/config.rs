@@ -176,8 +176,8 @@ impl Default for RetrievalConfig {
             // retrieval with this small dense model; dense and bigrams add recall and break ties.
             rrf_k: 2,
             dense_weight: 0.5,
-            bm25_weight: 1.0,
-            bigram_weight: 0.5,
+            bm25_weight: 0.5,
+            bigram_weight: 1.0,
             max_query_chars: 1000,
         }
     }

@@ -55,7 +55,7 @@ pub struct IngestSummary {
     /// Pages that gave no text, per document.
     pub unreadable_pages: Vec<(String, u32, String)>,
     pub seconds: f64,
-    /// Seconds spent embedding.
+    /// Seconds spent computing vectors (dense and sparse).
     pub embed_seconds: f64,
 }
 
@@ -177,12 +177,12 @@ pub fn ingest_sources(
             });
         }
         drop(sender);
+        let mut batch = WriteBatch::default();
         for (doc_id, prepared) in receiver {
             progress.set_message(doc_id.clone());
             match prepared {
                 Ok(Prepared::Unchanged) => summary.unchanged += 1,
                 Ok(Prepared::Parsed { document, version }) => {
-                    let is_update = stored.contains_key(&doc_id);
                     for page in &document.unreadable_pages {
                         summary.unreadable_pages.push((
                             doc_id.clone(),
@@ -190,23 +190,10 @@ pub fn ingest_sources(
                             page.reason.clone(),
                         ));
                     }
-                    let embed_started = Instant::now();
-                    match write_document(&document, &version, store, encoders) {
-                        Ok(chunks) => {
-                            summary.embed_seconds += embed_started.elapsed().as_secs_f64();
-                            summary.chunks += chunks;
-                            if is_update {
-                                summary.updated += 1
-                            } else {
-                                summary.added += 1
-                            }
-                        }
-                        // A store that fails once will fail for every document: stop.
-                        Err(IndexError::Store(error)) => return Err(IndexError::Store(error)),
-                        Err(error) => summary.failed.push(FailedDocument {
-                            doc_id,
-                            reason: error.to_string(),
-                        }),
+                    batch.chunks += document.chunks.len();
+                    batch.documents.push((*document, version));
+                    if batch.chunks >= WRITE_BATCH_CHUNKS {
+                        batch.write(store, encoders, &stored, &mut summary)?;
                     }
                 }
                 Err(error) => summary.failed.push(FailedDocument {
@@ -216,7 +203,7 @@ pub fn ingest_sources(
             }
             progress.inc(1);
         }
-        Ok(())
+        batch.write(store, encoders, &stored, &mut summary)
     })?;
 
     if prune {
@@ -286,39 +273,120 @@ pub fn version_of(bytes: &[u8], metadata: &DocumentMetadata, options: &ChunkOpti
     hex::encode(&hasher.finalize()[..16])
 }
 
-/// Embeds a parsed document and replaces any stored version of it. Returns the chunk count.
-pub fn write_document(
-    document: &ParsedDocument,
-    version: &str,
+/// Documents are embedded and written together until they hold this many chunks: embedding
+/// batches stay full and a corpus of many small documents costs few durable writes.
+const WRITE_BATCH_CHUNKS: usize = 128;
+
+#[derive(Default)]
+struct WriteBatch {
+    documents: Vec<(ParsedDocument, String)>,
+    chunks: usize,
+}
+
+impl WriteBatch {
+    /// Writes the batch. When a document fails (its embedding, say), the others are written one
+    /// by one so that only the failing one is reported. A store error stops the whole ingest.
+    fn write(
+        &mut self,
+        store: &dyn StoreWrite,
+        encoders: &Encoders,
+        stored: &BTreeMap<String, Vec<String>>,
+        summary: &mut IngestSummary,
+    ) -> Result<(), IndexError> {
+        let documents = std::mem::take(&mut self.documents);
+        self.chunks = 0;
+        if documents.is_empty() {
+            return Ok(());
+        }
+        match write_documents(&documents, store, encoders) {
+            Ok(written) => {
+                summary.chunks += written.chunks;
+                summary.embed_seconds += written.embed_seconds;
+                for (document, _) in &documents {
+                    if stored.contains_key(&document.id) {
+                        summary.updated += 1
+                    } else {
+                        summary.added += 1
+                    }
+                }
+                Ok(())
+            }
+            Err(IndexError::Store(error)) => Err(IndexError::Store(error)),
+            Err(_) if documents.len() > 1 => {
+                for document in documents {
+                    self.chunks = document.0.chunks.len();
+                    self.documents = vec![document];
+                    self.write(store, encoders, stored, summary)?;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let doc_id = documents
+                    .into_iter()
+                    .next()
+                    .map(|(document, _)| document.id)
+                    .unwrap_or_default();
+                summary.failed.push(FailedDocument {
+                    doc_id,
+                    reason: error.to_string(),
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What [`write_documents`] wrote.
+pub struct Written {
+    pub chunks: usize,
+    pub embed_seconds: f64,
+}
+
+/// Embeds parsed documents (with their versions) and replaces any stored version of each, in
+/// one durable write.
+pub fn write_documents(
+    documents: &[(ParsedDocument, String)],
     store: &dyn StoreWrite,
     encoders: &Encoders,
-) -> Result<usize, IndexError> {
-    let indexing_texts: Vec<String> = document
-        .chunks
+) -> Result<Written, IndexError> {
+    let indexing_texts: Vec<String> = documents
         .iter()
-        .map(|chunk| chunk.indexing_text(&document.title))
-        .collect();
-    let vectors = encoders.encode_passages(&indexing_texts)?;
-    let chunks: Vec<ChunkRecord> = document
-        .chunks
-        .iter()
-        .zip(vectors)
-        .map(|(chunk, vectors)| ChunkRecord {
-            ordinal: chunk.ordinal,
-            text: chunk.text.clone(),
-            heading_path: chunk.heading_path.clone(),
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
-            char_start: chunk.char_start as u32,
-            char_end: chunk.char_end as u32,
-            dense: vectors.dense,
-            bm25: vectors.bm25,
-            bigram: vectors.bigram,
+        .flat_map(|(document, _)| {
+            document
+                .chunks
+                .iter()
+                .map(|chunk| chunk.indexing_text(&document.title))
         })
         .collect();
-    let meta = document_meta(document, version);
-    store.replace_document(&meta, &chunks)?;
-    Ok(chunks.len())
+    let embed_started = Instant::now();
+    let mut vectors = encoders.encode_passages(&indexing_texts)?.into_iter();
+    let embed_seconds = embed_started.elapsed().as_secs_f64();
+    let mut writes = Vec::with_capacity(documents.len());
+    for (document, version) in documents {
+        let chunks: Vec<ChunkRecord> = document
+            .chunks
+            .iter()
+            .zip(vectors.by_ref())
+            .map(|(chunk, vectors)| ChunkRecord {
+                ordinal: chunk.ordinal,
+                text: chunk.text.clone(),
+                heading_path: chunk.heading_path.clone(),
+                page_start: chunk.page_start,
+                page_end: chunk.page_end,
+                char_start: chunk.char_start as u32,
+                char_end: chunk.char_end as u32,
+                dense: vectors.dense,
+                bm25: vectors.bm25,
+                bigram: vectors.bigram,
+            })
+            .collect();
+        writes.push((document_meta(document, version), chunks));
+    }
+    store.replace_documents(&writes)?;
+    Ok(Written {
+        chunks: indexing_texts.len(),
+        embed_seconds,
+    })
 }
 
 fn document_meta(document: &ParsedDocument, version: &str) -> DocumentMeta {

@@ -11,7 +11,7 @@ use crate::access::{Principal, Role, Scope};
 use crate::answer::{Answer, extractive_answer};
 use crate::config::Config;
 use crate::embed::Encoders;
-use crate::index::{IndexError, version_of, write_document};
+use crate::index::{IndexError, version_of, write_documents};
 use crate::retrieve::{RetrieveError, retrieve};
 use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoreError, StoreWrite};
 
@@ -167,9 +167,8 @@ impl Service {
         self.blocking(move |service| {
             let version = version_of(&bytes, &metadata, &options);
             let document = parse(&doc_id, &bytes, metadata, &options)?;
-            write_document(
-                &document,
-                &version,
+            write_documents(
+                &[(document, version)],
                 service.store.as_ref(),
                 &service.encoders,
             )?;

@@ -477,27 +477,35 @@ impl StoreWrite for EdgeStore {
     /// Upserts every chunk of the new version in one update and flushes, then deletes the
     /// document's points of any other version and flushes. A crash between the two leaves both
     /// versions, each complete; readers keep the newest.
-    fn replace_document(&self, document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
-        validate_chunks(document, chunks)?;
-        let points = chunks
-            .iter()
-            .map(|chunk| self.point(document, chunk))
-            .collect::<Result<Vec<_>>>()?;
-        let other_versions = Filter {
-            must: Some(vec![match_keyword("doc_id", &document.doc_id)?]),
-            must_not: Some(vec![match_keyword("version", &document.version)?]),
-            ..Filter::new()
-        };
+    fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
+        let mut points = Vec::new();
+        let mut other_versions = Vec::with_capacity(documents.len());
+        for (document, chunks) in documents {
+            validate_chunks(document, chunks)?;
+            for chunk in chunks {
+                points.push(self.point(document, chunk)?);
+            }
+            other_versions.push(Filter {
+                must: Some(vec![match_keyword("doc_id", &document.doc_id)?]),
+                must_not: Some(vec![match_keyword("version", &document.version)?]),
+                ..Filter::new()
+            });
+        }
+        if points.is_empty() {
+            return Ok(());
+        }
 
         let _writes = self.lock_writes();
         let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
         self.update("upsert chunks", UpdateOperation::PointOperation(upsert))?;
         self.flush()?;
-        let delete = PointOperations::DeletePointsByFilter(other_versions);
-        self.update(
-            "delete other versions",
-            UpdateOperation::PointOperation(delete),
-        )?;
+        for filter in other_versions {
+            let delete = PointOperations::DeletePointsByFilter(filter);
+            self.update(
+                "delete other versions",
+                UpdateOperation::PointOperation(delete),
+            )?;
+        }
         self.flush()
     }
 
