@@ -223,11 +223,14 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let env = Env::prefixed("HIKITSUGI_").map(|key| match key.as_str() {
-            "listen" => "server.listen".into(),
-            "data_dir" => "storage.data_dir".into(),
-            "cache_dir" => "model.cache_dir".into(),
-            _ => key.as_str().replace("__", ".").into(),
+        // `HIKITSUGI_CONFIG` names this file and is the CLI's business, not a setting.
+        let env = Env::prefixed("HIKITSUGI_").ignore(&["config"]).map(|key| {
+            match key.as_str().to_ascii_lowercase().as_str() {
+                "listen" => "server.listen".into(),
+                "data_dir" => "storage.data_dir".into(),
+                "cache_dir" => "model.cache_dir".into(),
+                other => other.replace("__", ".").into(),
+            }
         });
         let config: Config = figment
             .merge(env)
@@ -305,52 +308,86 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Config tests run in a figment `Jail`: it serialises them and clears `HIKITSUGI_*`
+    /// variables, which another test (or the developer's shell) may have set.
+    fn jailed(test: impl FnOnce(&mut figment::Jail) -> figment::error::Result<()>) {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            test(jail)
+        });
+    }
+
     #[test]
     fn the_demo_configuration_loads_and_maps_keys_to_organisations() {
-        let config = Config::load(Some(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/demo/config.toml"
-        ))))
-        .unwrap();
-        assert_eq!(config.api_keys.len(), 3);
-        assert_eq!(
-            config.groups_of("pref-hyogo"),
-            Some(vec!["hyogo-municipalities".to_owned()])
-        );
-        assert_eq!(config.groups_of("nowhere"), None);
+        jailed(|_| {
+            let demo = Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/demo/config.toml"
+            ));
+            let config = Config::load(Some(demo)).map_err(|error| error.to_string())?;
+            assert_eq!(config.api_keys.len(), 3);
+            assert_eq!(
+                config.groups_of("pref-hyogo"),
+                Some(vec!["hyogo-municipalities".to_owned()])
+            );
+            assert_eq!(config.groups_of("nowhere"), None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        jailed(|jail| {
+            jail.create_file(
+                "config.toml",
+                "[server]\nlisten = \"127.0.0.1:1\"\n[retrieval]\nrrf_k = 7\n",
+            )?;
+            jail.set_env("HIKITSUGI_LISTEN", "127.0.0.1:9999");
+            jail.set_env("HIKITSUGI_DATA_DIR", "/tmp/elsewhere");
+            jail.set_env("HIKITSUGI_RETRIEVAL__PREFETCH", "80");
+            jail.set_env("HIKITSUGI_CONFIG", "config.toml");
+            let config =
+                Config::load(Some(Path::new("config.toml"))).map_err(|error| error.to_string())?;
+            assert_eq!(config.server.listen.port(), 9999);
+            assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/elsewhere"));
+            assert_eq!((config.retrieval.rrf_k, config.retrieval.prefetch), (7, 80));
+            Ok(())
+        });
     }
 
     #[test]
     fn invalid_settings_are_refused_with_a_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |body: &str| {
-            let path = dir.path().join("config.toml");
-            std::fs::write(&path, body).unwrap();
-            Config::load(Some(&path))
-        };
-        let plaintext_key = "[[organisations]]\nid = \"a\"\nname = \"A\"\n[[api_keys]]\nsha256 = \"secret\"\norg = \"a\"\nrole = \"reader\"\n";
-        assert!(
-            write(plaintext_key)
-                .unwrap_err()
-                .to_string()
-                .contains("64 hex digits")
-        );
-        assert!(
-            write("[retrieval]\ndefault_top_k = 0\n")
-                .unwrap_err()
-                .to_string()
-                .contains("top_k")
-        );
-        assert!(write("[server]\nlisten = \"nowhere\"\n").is_err());
-        assert!(
-            write("[sever]\nlisten = \"127.0.0.1:1\"\n")
-                .unwrap_err()
-                .to_string()
-                .contains("sever")
-        );
-        assert!(matches!(
-            Config::load(Some(Path::new("/no/such.toml"))),
-            Err(ConfigError::Missing { .. })
-        ));
+        jailed(|jail| {
+            let write = |body: &str| {
+                let path = jail.directory().join("config.toml");
+                std::fs::write(&path, body).unwrap();
+                Config::load(Some(&path))
+            };
+            let plaintext_key = "[[organisations]]\nid = \"a\"\nname = \"A\"\n[[api_keys]]\nsha256 = \"secret\"\norg = \"a\"\nrole = \"reader\"\n";
+            assert!(
+                write(plaintext_key)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("64 hex digits")
+            );
+            assert!(
+                write("[retrieval]\ndefault_top_k = 0\n")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("top_k")
+            );
+            assert!(write("[server]\nlisten = \"nowhere\"\n").is_err());
+            assert!(
+                write("[sever]\nlisten = \"127.0.0.1:1\"\n")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("sever")
+            );
+            assert!(matches!(
+                Config::load(Some(Path::new("/no/such.toml"))),
+                Err(ConfigError::Missing { .. })
+            ));
+            Ok(())
+        });
     }
 }
