@@ -12,7 +12,7 @@ use crate::access::{Principal, Role, hash_key};
 use crate::config::Config;
 use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
 use crate::index::{
-    IngestSummary, Source, SourceBytes, dir_sources, ingest_sources, load_manifest,
+    IngestSummary, Source, SourceBytes, dir_sources, ingest_dir, ingest_sources, load_manifest,
 };
 use crate::service::Service;
 
@@ -259,9 +259,19 @@ fn ingest(
     manifest: Option<&Path>,
     prune: bool,
 ) -> anyhow::Result<IngestSummary> {
-    let (manifest, manifest_path) = load_manifest(dir, manifest)?;
-    let sources = dir_sources(dir, &manifest, &manifest_path)?;
-    ingest_with(service, sources, prune)
+    let bar = progress_bar();
+    let options = service.config.chunking.options();
+    let summary = ingest_dir(
+        dir,
+        manifest,
+        service.store.as_ref(),
+        &service.encoders,
+        &options,
+        prune,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
 }
 
 fn ingest_with(

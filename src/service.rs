@@ -153,6 +153,7 @@ impl Service {
             return Err(ServiceError::Forbidden);
         }
         let doc_id = upload_doc_id(principal.org(), &file_name)?;
+        metadata.validate()?;
         let metadata = DocumentMetadata {
             title: metadata.title,
             owner: principal.org().to_owned(),
@@ -208,6 +209,21 @@ pub struct UploadMetadata {
     pub readers: Option<Vec<String>>,
     pub kind: Option<String>,
     pub date: Option<String>,
+}
+
+impl UploadMetadata {
+    fn validate(&self) -> Result<(), ServiceError> {
+        let ids = self.readers.iter().flatten().chain(self.kind.as_ref());
+        if let Some(bad) = ids
+            .into_iter()
+            .find(|id| !hikitsugi_ingest::is_valid_id(id))
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "「{bad}」は使えません。readers と kind には半角英数字と - _ . : だけを使ってください。"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn parse(
@@ -288,4 +304,41 @@ pub fn model_paths(config: &Config) -> Result<crate::setup::ModelPaths, crate::s
             .clone()
             .unwrap_or(located.ort_dylib),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_live_under_their_organisation_by_file_name() {
+        assert_eq!(
+            upload_doc_id("pref-hyogo", "../../etc/議事録.md").unwrap(),
+            "uploads/pref-hyogo/議事録.md"
+        );
+        assert!(upload_doc_id("pref-hyogo", "").is_err());
+        assert!(upload_doc_id("pref-hyogo", ".hidden").is_err());
+    }
+
+    #[test]
+    fn upload_metadata_ids_are_checked() {
+        let valid = UploadMetadata {
+            readers: Some(vec!["pref-hyogo".into(), "public".into()]),
+            kind: Some("minutes".into()),
+            ..Default::default()
+        };
+        assert!(valid.validate().is_ok());
+        let spaced = UploadMetadata {
+            readers: Some(vec!["pref hyogo".into()]),
+            ..Default::default()
+        };
+        assert!(
+            matches!(spaced.validate(), Err(ServiceError::InvalidRequest(message)) if message.contains("pref hyogo"))
+        );
+        let japanese_kind = UploadMetadata {
+            kind: Some("議事録".into()),
+            ..Default::default()
+        };
+        assert!(japanese_kind.validate().is_err());
+    }
 }

@@ -18,5 +18,5 @@ pub use document::{
     extract_as, parse_document, parse_document_as,
 };
 pub use error::{IngestError, ManifestError};
-pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest};
+pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest, is_valid_id};
 pub use normalize::normalize_chars;

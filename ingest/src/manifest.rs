@@ -220,6 +220,15 @@ fn line_of(source: &str, byte_offset: usize) -> usize {
         + 1
 }
 
+/// Whether an owner, reader or kind id is well formed: non-empty ASCII letters, digits, `-`,
+/// `_`, `.` or `:`.
+pub fn is_valid_id(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | ':'))
+}
+
 fn validate_id(
     value: Spanned<String>,
     what: &str,
@@ -227,11 +236,7 @@ fn validate_id(
 ) -> Result<String, ManifestError> {
     let span = value.span();
     let value = value.into_inner();
-    let valid = !value.is_empty()
-        && value
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | ':'));
-    if valid {
+    if is_valid_id(&value) {
         Ok(value)
     } else {
         Err(invalid(
