@@ -1,7 +1,5 @@
 //! From a question to the passages the caller may read: hybrid search inside the caller's scope.
 
-use std::collections::HashMap;
-
 use hikitsugi_ingest::normalize_chars;
 
 use crate::access::Scope;
@@ -48,8 +46,7 @@ pub fn retrieve(
             .then_some(vectors.bigram),
         filters,
         prefetch_limit: config.prefetch.max(top_k),
-        // Extra candidates make up for the stale versions dropped below.
-        limit: top_k * 2,
+        limit: top_k,
         fusion: RrfParams {
             k: config.rrf_k,
             dense_weight: config.dense_weight,
@@ -58,9 +55,7 @@ pub fn retrieve(
         },
     };
     let found = store.search(scope, &request)?;
-    let mut passages = newest_versions_only(drop_out_of_scope(scope, found));
-    passages.truncate(top_k);
-    Ok(passages)
+    Ok(drop_out_of_scope(scope, found))
 }
 
 /// The store filters by scope inside the search; this second check only guards against a
@@ -75,31 +70,6 @@ fn drop_out_of_scope(scope: &Scope, found: Vec<ScoredChunk>) -> Vec<ScoredChunk>
                 metrics::counter!(SCOPE_VIOLATIONS_METRIC).increment(1);
             }
             permitted
-        })
-        .collect()
-}
-
-/// While a document is being replaced both versions can be in the store for a moment; a
-/// result never mixes them.
-fn newest_versions_only(found: Vec<ScoredChunk>) -> Vec<ScoredChunk> {
-    let mut newest: HashMap<&str, (u64, &str)> = HashMap::new();
-    for passage in &found {
-        let document = &passage.chunk.document;
-        let entry = newest
-            .entry(&document.doc_id)
-            .or_insert((document.ingested_at, &document.version));
-        if document.ingested_at > entry.0 {
-            *entry = (document.ingested_at, &document.version);
-        }
-    }
-    let keep: HashMap<String, String> = newest
-        .into_iter()
-        .map(|(doc_id, (_, version))| (doc_id.to_owned(), version.to_owned()))
-        .collect();
-    found
-        .into_iter()
-        .filter(|passage| {
-            keep.get(&passage.chunk.document.doc_id) == Some(&passage.chunk.document.version)
         })
         .collect()
 }

@@ -426,15 +426,9 @@ impl StoreRead for EdgeStore {
             let Some(payload) = payloads.remove(&point.id) else {
                 continue;
             };
+            // The scope is applied inside the search (each prefetch's filter) and checked again
+            // by the service; not here, so that the store suite tests the filter itself.
             let payload: ChunkPayload = decode(point.id, payload)?;
-            if !scope.permits(&payload.document.readers) {
-                tracing::error!(
-                    doc_id = %payload.document.doc_id,
-                    ordinal = payload.ordinal,
-                    "the store returned a chunk outside the caller's scope; dropped"
-                );
-                continue;
-            }
             results.push(ScoredChunk {
                 chunk: payload.into_stored_chunk(),
                 score: point.score,

@@ -130,7 +130,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Reading: every call that returns documents or chunks is scoped.
 pub trait StoreRead: Send + Sync {
-    /// Hybrid search inside `scope`; results ordered by fused score, best first.
+    /// Hybrid search inside `scope` (the scope filters each retriever inside the vector search);
+    /// results ordered by fused score, best first. While a document is being replaced both of
+    /// its versions can be stored; a result never mixes them (the newest wins).
     fn search(&self, scope: &Scope, query: &HybridQuery) -> Result<Vec<ScoredChunk>>;
 
     /// The documents readable in `scope` (newest version of each), ordered by doc id.
