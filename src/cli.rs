@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Format, Manifest, parse_document_as};
+use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Manifest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::{Principal, Role, hash_key};
@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
 use crate::index::{
     IngestSummary, Source, SourceBytes, dir_sources, ingest_dir, ingest_sources, load_manifest,
+    parse_source,
 };
 use crate::service::Service;
 
@@ -413,23 +414,9 @@ fn chunks(
     let mut failed = false;
     let mut stdout = std::io::stdout().lock();
     for source in sources {
+        let doc_id = source.doc_id.clone();
         let result = (|| -> anyhow::Result<()> {
-            let bytes = match &source.bytes {
-                SourceBytes::File(file) => std::fs::read(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?,
-                SourceBytes::Memory(bytes) => bytes.clone(),
-            };
-            let metadata = source
-                .metadata
-                .clone()
-                .context("the manifest gives it no owner")?;
-            let document = parse_document_as(
-                &source.doc_id,
-                Format::from_path(&source.format_hint)?,
-                &bytes,
-                metadata,
-                options,
-            )?;
+            let document = parse_source(source, options)?;
             for chunk in &document.chunks {
                 let line = serde_json::json!({
                     "doc_id": document.id,
@@ -452,7 +439,7 @@ fn chunks(
             Ok(())
         })();
         if let Err(error) = result {
-            eprintln!("{}: {error:#}", source.doc_id);
+            eprintln!("{doc_id}: {error:#}");
             failed = true;
         }
     }

@@ -80,6 +80,33 @@ pub enum SourceBytes {
     Memory(Vec<u8>),
 }
 
+impl SourceBytes {
+    fn read(self) -> Result<Vec<u8>, IndexError> {
+        match self {
+            SourceBytes::File(path) => {
+                std::fs::read(&path).map_err(|source| IndexError::Io { path, source })
+            }
+            SourceBytes::Memory(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// Reads and parses a source, without looking at the store (for `hikitsugi chunks`).
+pub fn parse_source(source: Source, options: &ChunkOptions) -> Result<ParsedDocument, IndexError> {
+    let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
+        doc_id: source.doc_id.clone(),
+    })?;
+    let format = Format::from_path(&source.format_hint)?;
+    let bytes = source.bytes.read()?;
+    Ok(parse_document_as(
+        &source.doc_id,
+        format,
+        &bytes,
+        metadata,
+        options,
+    )?)
+}
+
 /// Reads the manifest of a corpus folder (`dir/hikitsugi.toml` unless `manifest_path` is given).
 pub fn load_manifest(
     dir: &Path,
@@ -233,12 +260,7 @@ fn prepare(
     options: &ChunkOptions,
     stored: &BTreeMap<String, Vec<String>>,
 ) -> Result<Prepared, IndexError> {
-    let bytes = match source.bytes {
-        SourceBytes::File(path) => {
-            std::fs::read(&path).map_err(|source| IndexError::Io { path, source })?
-        }
-        SourceBytes::Memory(bytes) => bytes,
-    };
+    let bytes = source.bytes.read()?;
     let doc_id = source.doc_id;
     let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
         doc_id: doc_id.clone(),
