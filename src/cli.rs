@@ -9,13 +9,15 @@ use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Manifest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::{Principal, Role, hash_key};
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
 use crate::index::{
     IngestSummary, Source, SourceBytes, dir_sources, ingest_dir, ingest_sources, load_manifest,
     parse_source,
 };
+use crate::migrate::StoreLocation;
 use crate::service::Service;
+use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreWrite};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +93,25 @@ enum Command {
     },
     /// Print the SHA-256 of an API key, for the configuration.
     HashKey { key: String },
+    /// Copy every point (vectors and payload, no re-embedding) from one store to another, in
+    /// batches, resumable, then verify chunk counts per document.
+    Migrate {
+        /// `edge:DIR` or `qdrant:URL`.
+        #[arg(long)]
+        from: StoreLocation,
+        /// `edge:DIR` or `qdrant:URL`; a Qdrant target uses `[storage.qdrant]` for the rest.
+        #[arg(long)]
+        to: StoreLocation,
+        /// Collection on the Qdrant side(s) (default: `storage.qdrant.collection`).
+        #[arg(long)]
+        collection: Option<String>,
+        /// Points per batch.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Where progress is recorded for resuming (default: a file named after both stores).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 const DEMO_CONFIG: &str = "tests/demo/config.toml";
@@ -199,7 +220,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     .or(contexts.as_ref())
                     .map(|path| path.display().to_string())
                     .unwrap_or_default();
-                config.storage.data_dir = Path::new("data/eval").join(&hash_key(&source)[..12]);
+                let key = &hash_key(&source)[..12];
+                config.storage.data_dir = Path::new("data/eval").join(key);
+                config.storage.qdrant.collection = format!("hikitsugi-eval-{key}");
             }
             let service = open(config)?;
             let summary = ingest_with(&service, sources, true)?;
@@ -219,6 +242,19 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::HashKey { key } => println!("{}", hash_key(key)),
+        Command::Migrate {
+            from,
+            to,
+            collection,
+            batch,
+            state,
+        } => {
+            let mut config = load_config(None)?;
+            if let Some(collection) = collection {
+                config.storage.qdrant.collection = collection.clone();
+            }
+            migrate(&config, from, to, *batch, state.as_deref())?;
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -240,8 +276,85 @@ fn setup(config: &Config) -> anyhow::Result<()> {
 }
 
 fn open(config: Config) -> anyhow::Result<Service> {
-    tracing::info!(data_dir = %config.storage.data_dir.display(), "opening the store and loading the model");
+    let storage = &config.storage;
+    match storage.backend {
+        StorageBackend::Edge => {
+            tracing::info!(data_dir = %storage.data_dir.display(), "opening the embedded store and loading the model");
+        }
+        StorageBackend::Qdrant => {
+            tracing::info!(url = %storage.qdrant.url, collection = %storage.qdrant.collection, "connecting to Qdrant and loading the model");
+        }
+    }
     Ok(Service::open(config)?)
+}
+
+fn migrate(
+    config: &Config,
+    from: &StoreLocation,
+    to: &StoreLocation,
+    batch: usize,
+    state: Option<&Path>,
+) -> anyhow::Result<()> {
+    let qdrant_at = |url: &str| QdrantOptions {
+        url: url.to_owned(),
+        ..config.storage.qdrant.clone()
+    };
+    let name = |location: &StoreLocation| match location {
+        StoreLocation::Edge(dir) => format!("edge:{}", dir.display()),
+        StoreLocation::Qdrant(url) => {
+            format!("qdrant:{url}#{}", config.storage.qdrant.collection)
+        }
+    };
+    let (source_name, target_name) = (name(from), name(to));
+    if source_name == target_name {
+        bail!("--from and --to name the same store");
+    }
+    let source: Box<dyn StoreWrite> = match from {
+        StoreLocation::Edge(dir) => Box::new(EdgeStore::open_existing(dir)?),
+        StoreLocation::Qdrant(url) => Box::new(QdrantStore::connect_existing(&qdrant_at(url))?),
+    };
+    let dim = source.dense_dim();
+    let target: Box<dyn StoreWrite> = match to {
+        StoreLocation::Edge(dir) => Box::new(EdgeStore::open(dir, dim)?),
+        StoreLocation::Qdrant(url) => Box::new(QdrantStore::connect(&qdrant_at(url), dim)?),
+    };
+    let state = match state {
+        Some(path) => path.to_owned(),
+        None => PathBuf::from(format!(
+            "hikitsugi-migrate-{}.json",
+            &hash_key(&format!("{source_name} -> {target_name}"))[..12]
+        )),
+    };
+    eprintln!(
+        "migrating {source_name} -> {target_name} (state: {})",
+        state.display()
+    );
+    let bar = progress_bar();
+    let report = crate::migrate::migrate(
+        (source.as_ref(), &source_name),
+        (target.as_ref(), &target_name),
+        &state,
+        batch,
+        &|copied, total| {
+            bar.set_length(total);
+            bar.set_position(copied);
+        },
+    );
+    bar.finish_and_clear();
+    let report = report?;
+    eprintln!(
+        "migrated {} points in {:.1} s ({:.0} points/s){}; {} document versions verified",
+        report.copied,
+        report.seconds,
+        report.copied as f64 / report.seconds.max(1e-9),
+        if report.resumed_after > 0 {
+            format!(", resumed after {} already copied", report.resumed_after)
+        } else {
+            String::new()
+        },
+        report.verified_versions
+    );
+    Ok(())
 }
 
 fn progress_bar() -> ProgressBar {

@@ -38,8 +38,19 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// `edge` (embedded, in `data_dir`) or `qdrant` (a Qdrant server or cluster).
+    pub backend: StorageBackend,
     /// Where the embedded store keeps its files. Overridable by `HIKITSUGI_DATA_DIR` and `--data-dir`.
     pub data_dir: PathBuf,
+    pub qdrant: crate::store::QdrantOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Edge,
+    Qdrant,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -151,7 +162,9 @@ impl Default for ServerConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: StorageBackend::Edge,
             data_dir: PathBuf::from("data"),
+            qdrant: crate::store::QdrantOptions::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod embed;
 pub mod eval;
 pub mod index;
+pub mod migrate;
 pub mod retrieve;
 pub mod service;
 pub mod setup;

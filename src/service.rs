@@ -267,7 +267,7 @@ impl Service {
             config.model.workers,
             config.model.batch_size,
         )?;
-        let store = crate::store::EdgeStore::open(&config.storage.data_dir, dense.dim())?;
+        let store = crate::store::open(&config.storage, dense.dim())?;
         let encoders = Encoders {
             dense,
             bm25: crate::embed::Bm25Encoder::new()?,
@@ -275,7 +275,7 @@ impl Service {
         };
         Ok(Self {
             config: Arc::new(config),
-            store: Arc::new(store),
+            store,
             encoders: Arc::new(encoders),
         })
     }

@@ -169,6 +169,7 @@ pub async fn healthz() -> Json<Probe> {
     Json(Probe {
         status: "ok",
         reason: None,
+        store: None,
     })
 }
 
@@ -184,15 +185,20 @@ pub async fn healthz() -> Json<Probe> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Probe>) {
     let store = state.service.store.clone();
-    let failure = match tokio::task::spawn_blocking(move || store.point_count()).await {
-        Ok(Ok(_)) => {
-            return (
-                StatusCode::OK,
-                Json(Probe {
-                    status: "ready",
-                    reason: None,
-                }),
-            );
+    let failure = match tokio::task::spawn_blocking(move || store.status()).await {
+        Ok(Ok(status)) => {
+            // A red collection (a failed shard) cannot answer every query correctly.
+            if status.collection_status.as_deref() != Some("red") {
+                return (
+                    StatusCode::OK,
+                    Json(Probe {
+                        status: "ready",
+                        reason: None,
+                        store: Some(status.into()),
+                    }),
+                );
+            }
+            format!("the collection is red: {status:?}")
         }
         Ok(Err(error)) => error.to_string(),
         Err(error) => error.to_string(),
@@ -201,6 +207,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Probe>) 
     let probe = Probe {
         status: "not_ready",
         reason: Some("文書ストアが応答しません。"),
+        store: None,
     };
     (StatusCode::SERVICE_UNAVAILABLE, Json(probe))
 }

@@ -236,4 +236,30 @@ pub struct Probe {
     /// Why the service is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// The document store's state (`/readyz` only). Never counts: the probe is unauthenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreProbe>,
+}
+
+/// What `/readyz` says about the document store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreProbe {
+    /// `edge` (embedded) or `qdrant` (server).
+    pub backend: &'static str,
+    /// The Qdrant server's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The collection's state on the server: `green`, `yellow` (optimising), `grey`, `red`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection_status: Option<String>,
+}
+
+impl From<crate::store::StoreStatus> for StoreProbe {
+    fn from(status: crate::store::StoreStatus) -> Self {
+        Self {
+            backend: status.backend,
+            server_version: status.server_version,
+            collection_status: status.collection_status,
+        }
+    }
 }

@@ -27,33 +27,28 @@ use qdrant_edge::{
     Condition, CountRequest, Distance, EdgeConfig, EdgeConfigBuilder, EdgeShard,
     EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
     Filter, Fusion, JsonPath, Match, Modifier, NamedQuery, OperationError, PayloadFieldSchema,
-    PayloadSchemaType, PayloadSelector, PayloadSelectorExclude, PointId, PointInsertOperations,
-    PointOperations, PointStruct, PointStructPersisted, Prefetch, QueryEnum, QueryRequest,
-    ScoringQuery, ScrollRequest, UpdateOperation, Vector, VectorInternal, Vectors,
-    WithPayloadInterface, WithVector,
+    PayloadSchemaType, PayloadSelector, PayloadSelectorExclude, PayloadSelectorInclude, PointId,
+    PointInsertOperations, PointOperations, PointStruct, PointStructPersisted, Prefetch, QueryEnum,
+    QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, Vector, VectorInternal,
+    VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use qdrant_edge::{CreateIndex, SparseVector as EdgeSparseVector};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
+use super::points::{
+    BIGRAM, BM25, CHUNK_BODY_FIELDS, ChunkPayload, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
+    canonical_sparse, fusion_weights, invalid, keep_newest_versions, newest_documents, point_id,
+    validate_chunks, validate_dense, versions_by_document,
+};
 use super::{
-    ChunkRecord, DocumentMeta, HybridQuery, Result, RrfParams, ScoredChunk, SparseVector,
-    StoreError, StoreRead, StoreWrite, StoredChunk,
+    ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
+    StoreError, StoreRead, StoreStatus, StoreWrite,
 };
 use crate::access::Scope;
 
-const DENSE: &str = "dense";
-const BM25: &str = "bm25";
-const BIGRAM: &str = "bigram";
-
-/// Payload fields with a keyword index (all filters the store applies).
-const KEYWORD_FIELDS: [&str; 5] = ["readers", "owner", "doc_id", "kind", "version"];
-/// Integer index: `documents()` and `versions()` read only the first chunk of each version.
-const ORDINAL: &str = "ordinal";
 /// Points per scroll request.
 const SCROLL_PAGE: usize = 1024;
-/// Namespace of the point ids: an arbitrary fixed UUID. Changing it changes every point id.
-const POINT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_03c5_5b2e_5d0a_9f0e_1c7b_4d6f_2a11);
 
 /// A [`StoreRead`] + [`StoreWrite`] backend on an embedded qdrant-edge shard in a directory.
 ///
@@ -69,20 +64,6 @@ pub struct EdgeStore {
     dense_dim: usize,
     /// Held across every `update` + `flush` sequence (see the module documentation).
     writes: Mutex<()>,
-}
-
-/// The payload of a point: the document's metadata, flattened, and the chunk's fields.
-#[derive(Debug, Serialize, Deserialize)]
-struct ChunkPayload {
-    #[serde(flatten)]
-    document: DocumentMeta,
-    ordinal: u32,
-    text: String,
-    heading_path: Vec<String>,
-    page_start: u32,
-    page_end: u32,
-    char_start: u32,
-    char_end: u32,
 }
 
 impl EdgeStore {
@@ -121,11 +102,29 @@ impl EdgeStore {
         Ok(store)
     }
 
-    /// The id of a chunk's point: a UUID v5 of its document id, version and ordinal.
-    pub fn point_id(doc_id: &str, version: &str, ordinal: u32) -> Uuid {
-        // A JSON array is an unambiguous encoding of the three parts.
-        let name = serde_json::json!([doc_id, version, ordinal]).to_string();
-        Uuid::new_v5(&POINT_ID_NAMESPACE, name.as_bytes())
+    /// Opens an existing store in `dir` with the dense dimension it was created with; a directory
+    /// without a store is an error (nothing is created).
+    pub fn open_existing(dir: &Path) -> Result<Self> {
+        if !shard_exists(dir) {
+            return Err(StoreError::Open {
+                path: dir.display().to_string(),
+                reason: "there is no store in this directory".to_owned(),
+            });
+        }
+        let shard = EdgeShard::load(dir, None).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let dense_dim = shard.config().vectors.get(DENSE).map(|v| v.size);
+        drop(shard);
+        match dense_dim {
+            Some(dense_dim) => Self::open(dir, dense_dim),
+            None => Err(StoreError::SchemaMismatch {
+                path: dir.display().to_string(),
+                found: "no dense vector".to_owned(),
+                expected: format!("a dense vector named {DENSE}"),
+            }),
+        }
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -212,44 +211,43 @@ impl EdgeStore {
     }
 
     fn point(&self, document: &DocumentMeta, chunk: &ChunkRecord) -> Result<PointStructPersisted> {
-        if chunk.dense.len() != self.dense_dim {
-            return Err(invalid(format!(
-                "chunk {} of {} has a dense vector of {} dimensions, expected {}",
-                chunk.ordinal,
-                document.doc_id,
-                chunk.dense.len(),
-                self.dense_dim
-            )));
-        }
-        if !chunk.dense.iter().all(|x| x.is_finite()) {
-            return Err(invalid(format!(
-                "chunk {} of {} has a non-finite dense value",
+        validate_dense(&chunk.dense, self.dense_dim, || {
+            format!(
+                "the dense vector of chunk {} of {}",
                 chunk.ordinal, document.doc_id
-            )));
-        }
+            )
+        })?;
         let vectors = Vectors::new_named([
             (DENSE, Vector::new_dense(chunk.dense.clone())),
-            (BM25, Vector::from(edge_sparse(&chunk.bm25, "bm25")?)),
-            (BIGRAM, Vector::from(edge_sparse(&chunk.bigram, "bigram")?)),
+            (BM25, Vector::from(edge_sparse(&chunk.bm25, BM25)?)),
+            (BIGRAM, Vector::from(edge_sparse(&chunk.bigram, BIGRAM)?)),
         ]);
-        let payload = ChunkPayload {
-            document: document.clone(),
-            ordinal: chunk.ordinal,
-            text: chunk.text.clone(),
-            heading_path: chunk.heading_path.clone(),
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
-            char_start: chunk.char_start,
-            char_end: chunk.char_end,
-        };
         // `PointStruct::new` panics unless the payload is a JSON object: only objects get there.
-        let payload = match serde_json::to_value(&payload) {
-            Ok(object @ Value::Object(_)) => object,
-            Ok(other) => return Err(invalid(format!("payload is not a JSON object: {other}"))),
-            Err(e) => return Err(invalid(format!("payload cannot be serialised: {e}"))),
-        };
-        let id = Self::point_id(&document.doc_id, &document.version, chunk.ordinal);
+        let payload = Value::Object(ChunkPayload::new(document, chunk).to_json_object()?);
+        let id = point_id(&document.doc_id, &document.version, chunk.ordinal);
         Ok(PointStruct::new(PointId::Uuid(id), vectors, payload).into())
+    }
+
+    /// One page of points matching `filter` in id order, starting at `offset` (inclusive).
+    fn scroll_page(
+        &self,
+        filter: Option<Filter>,
+        with_payload: WithPayloadInterface,
+        with_vector: bool,
+        offset: Option<PointId>,
+        limit: usize,
+    ) -> Result<(Vec<qdrant_edge::Record>, Option<PointId>)> {
+        let request = ScrollRequest {
+            offset,
+            limit: Some(limit),
+            filter,
+            with_payload: Some(with_payload),
+            with_vector: WithVector::Bool(with_vector),
+            order_by: None,
+        };
+        self.shard
+            .scroll(request)
+            .map_err(|e| operation_error("scroll", e))
     }
 
     /// Every point matching `filter`, with the payload selected by `with_payload`.
@@ -261,18 +259,13 @@ impl EdgeStore {
         let mut records = Vec::new();
         let mut offset = None;
         loop {
-            let request = ScrollRequest {
+            let (page, next) = self.scroll_page(
+                Some(filter.clone()),
+                with_payload.clone(),
+                false,
                 offset,
-                limit: Some(SCROLL_PAGE),
-                filter: Some(filter.clone()),
-                with_payload: Some(with_payload.clone()),
-                with_vector: WithVector::Bool(false),
-                order_by: None,
-            };
-            let (page, next) = self
-                .shard
-                .scroll(request)
-                .map_err(|e| operation_error("scroll", e))?;
+                SCROLL_PAGE,
+            )?;
             records.extend(page);
             match next {
                 Some(next) => offset = Some(next),
@@ -284,40 +277,17 @@ impl EdgeStore {
     /// The first chunk of every version matching `filter`, as document metadata.
     fn first_chunks(&self, filter: Filter) -> Result<Vec<DocumentMeta>> {
         let filter = with_must(filter, match_integer(ORDINAL, 0)?);
-        let without_text =
+        let without_body =
             WithPayloadInterface::Selector(PayloadSelector::Exclude(PayloadSelectorExclude {
-                exclude: vec![json_path("text")?, json_path("heading_path")?],
+                exclude: CHUNK_BODY_FIELDS
+                    .iter()
+                    .map(|field| json_path(field))
+                    .collect::<Result<_>>()?,
             }));
-        self.scroll_all(filter, without_text)?
+        self.scroll_all(filter, without_body)?
             .into_iter()
             .map(|record| decode::<DocumentMeta>(record.id, record.payload))
             .collect()
-    }
-
-    /// The documents readable in `scope` matching `filter`, newest version of each, by doc id.
-    fn newest_documents(
-        &self,
-        scope: &Scope,
-        filter: Filter,
-    ) -> Result<BTreeMap<String, DocumentMeta>> {
-        let mut newest: BTreeMap<String, DocumentMeta> = BTreeMap::new();
-        for document in self.first_chunks(filter)? {
-            if !scope.permits(&document.readers) {
-                tracing::error!(
-                    doc_id = %document.doc_id,
-                    version = %document.version,
-                    "the store returned a document outside the caller's scope; dropped"
-                );
-                continue;
-            }
-            match newest.get(&document.doc_id) {
-                Some(current) if !is_newer(&document, current) => {}
-                _ => {
-                    newest.insert(document.doc_id.clone(), document);
-                }
-            }
-        }
-        Ok(newest)
     }
 }
 
@@ -335,24 +305,18 @@ impl StoreRead for EdgeStore {
 
         let mut sources: Vec<(&str, VectorInternal, f32)> = Vec::new();
         if let Some(dense) = &query.dense {
-            if dense.len() != self.dense_dim || !dense.iter().all(|x| x.is_finite()) {
-                return Err(invalid(format!(
-                    "the dense query must have {} finite values, got {}",
-                    self.dense_dim,
-                    dense.len()
-                )));
-            }
+            validate_dense(dense, self.dense_dim, || "the dense query".to_owned())?;
             sources.push((DENSE, VectorInternal::Dense(dense.clone()), weights.dense));
         }
         if let Some(bm25) = &query.bm25 {
             sources.push((
                 BM25,
-                VectorInternal::Sparse(edge_sparse(bm25, "bm25")?),
+                VectorInternal::Sparse(edge_sparse(bm25, BM25)?),
                 weights.bm25,
             ));
         }
         if let Some(bigram) = &query.bigram {
-            let vector = VectorInternal::Sparse(edge_sparse(bigram, "bigram")?);
+            let vector = VectorInternal::Sparse(edge_sparse(bigram, BIGRAM)?);
             sources.push((BIGRAM, vector, weights.bigram));
         }
         // A source with weight 0 would add nothing to any score, but its points would still be
@@ -442,7 +406,8 @@ impl StoreRead for EdgeStore {
             return Ok(Vec::new());
         };
         Ok(self
-            .newest_documents(scope, filter)?
+            .first_chunks(filter)
+            .map(|first| newest_documents(scope, first))?
             .into_values()
             .collect())
     }
@@ -452,7 +417,7 @@ impl StoreRead for EdgeStore {
             return Ok(None);
         };
         let filter = with_must(filter, match_keyword("doc_id", doc_id)?);
-        Ok(self.newest_documents(scope, filter)?.remove(doc_id))
+        Ok(newest_documents(scope, self.first_chunks(filter)?).remove(doc_id))
     }
 
     fn point_count(&self) -> Result<u64> {
@@ -464,6 +429,61 @@ impl StoreRead for EdgeStore {
             })
             .map_err(|e| operation_error("count", e))?;
         Ok(count as u64)
+    }
+
+    fn status(&self) -> Result<StoreStatus> {
+        self.point_count()?;
+        Ok(StoreStatus {
+            backend: "edge",
+            server_version: None,
+            collection_status: None,
+        })
+    }
+
+    fn dense_dim(&self) -> usize {
+        self.dense_dim
+    }
+
+    fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage> {
+        let (records, next) = self.scroll_page(
+            None,
+            WithPayloadInterface::Bool(true),
+            true,
+            from.map(PointId::Uuid),
+            limit.max(1),
+        )?;
+        let points = records
+            .into_iter()
+            .map(|record| {
+                let payload: ChunkPayload = decode(record.id, record.payload)?;
+                let (dense, bm25, bigram) = edge_vectors(record.id, record.vector)?;
+                Ok(payload.into_record(dense, bm25, bigram))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = match next {
+            None => None,
+            Some(PointId::Uuid(id)) => Some(id),
+            Some(other) => {
+                return Err(StoreError::Operation {
+                    operation: "export points",
+                    reason: format!("point {other} does not have a UUID id"),
+                });
+            }
+        };
+        Ok(PointPage { points, next })
+    }
+
+    fn chunk_counts(&self) -> Result<BTreeMap<(String, String), u64>> {
+        let only_version =
+            WithPayloadInterface::Selector(PayloadSelector::Include(PayloadSelectorInclude {
+                include: vec![json_path("doc_id")?, json_path("version")?],
+            }));
+        let mut counts = BTreeMap::new();
+        for record in self.scroll_all(Filter::new(), only_version)? {
+            let key: DocumentVersion = decode(record.id, record.payload)?;
+            *counts.entry((key.doc_id, key.version)).or_insert(0) += 1;
+        }
+        Ok(counts)
     }
 }
 
@@ -524,117 +544,23 @@ impl StoreWrite for EdgeStore {
 
     /// Versions of each document, oldest first (by `ingested_at`).
     fn versions(&self) -> Result<BTreeMap<String, Vec<String>>> {
-        let mut by_doc: BTreeMap<String, Vec<DocumentMeta>> = BTreeMap::new();
-        for document in self.first_chunks(Filter::new())? {
-            by_doc
-                .entry(document.doc_id.clone())
-                .or_default()
-                .push(document);
+        Ok(versions_by_document(self.first_chunks(Filter::new())?))
+    }
+
+    /// One upsert and one flush: points keep their ids, so importing twice changes nothing.
+    fn import_points(&self, points: &[(DocumentMeta, ChunkRecord)]) -> Result<()> {
+        let points = points
+            .iter()
+            .map(|(document, chunk)| self.point(document, chunk))
+            .collect::<Result<Vec<_>>>()?;
+        if points.is_empty() {
+            return Ok(());
         }
-        Ok(by_doc
-            .into_iter()
-            .map(|(doc_id, mut documents)| {
-                documents
-                    .sort_by(|a, b| (a.ingested_at, &a.version).cmp(&(b.ingested_at, &b.version)));
-                (doc_id, documents.into_iter().map(|d| d.version).collect())
-            })
-            .collect())
+        let _writes = self.lock_writes();
+        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
+        self.update("import points", UpdateOperation::PointOperation(upsert))?;
+        self.flush()
     }
-}
-
-impl ChunkPayload {
-    fn into_stored_chunk(self) -> StoredChunk {
-        StoredChunk {
-            document: self.document,
-            ordinal: self.ordinal,
-            text: self.text,
-            heading_path: self.heading_path,
-            page_start: self.page_start,
-            page_end: self.page_end,
-            char_start: self.char_start,
-            char_end: self.char_end,
-        }
-    }
-}
-
-/// RRF weights per source, checked.
-struct FusionWeights {
-    dense: f32,
-    bm25: f32,
-    bigram: f32,
-}
-
-fn fusion_weights(params: &RrfParams) -> Result<FusionWeights> {
-    if params.k == 0 {
-        return Err(invalid("RRF k must be at least 1".to_owned()));
-    }
-    let weights = FusionWeights {
-        dense: params.dense_weight,
-        bm25: params.bm25_weight,
-        bigram: params.bigram_weight,
-    };
-    if [weights.dense, weights.bm25, weights.bigram]
-        .iter()
-        .any(|w| !w.is_finite() || *w < 0.0)
-    {
-        return Err(invalid(format!(
-            "RRF weights must be finite and non-negative: {params:?}"
-        )));
-    }
-    Ok(weights)
-}
-
-/// Whether `a` is a newer version than `b` of the same document.
-fn is_newer(a: &DocumentMeta, b: &DocumentMeta) -> bool {
-    (a.ingested_at, &a.version) > (b.ingested_at, &b.version)
-}
-
-/// Drops chunks of a document's older version when a newer one is in the same results (both
-/// exist for a moment during `replace_document`); keeps the order otherwise.
-fn keep_newest_versions(results: Vec<ScoredChunk>) -> Vec<ScoredChunk> {
-    let mut newest: HashMap<&str, &DocumentMeta> = HashMap::new();
-    for result in &results {
-        let document = &result.chunk.document;
-        match newest.get(document.doc_id.as_str()) {
-            Some(current) if !is_newer(document, current) => {}
-            _ => {
-                newest.insert(&document.doc_id, document);
-            }
-        }
-    }
-    let keep: Vec<bool> = results
-        .iter()
-        .map(|r| newest[r.chunk.document.doc_id.as_str()].version == r.chunk.document.version)
-        .collect();
-    results
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(result, keep)| keep.then_some(result))
-        .collect()
-}
-
-fn validate_chunks(document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
-    if chunks.is_empty() {
-        return Err(invalid(format!(
-            "document {} has no chunks (use delete_document to remove a document)",
-            document.doc_id
-        )));
-    }
-    let mut ordinals: Vec<u32> = chunks.iter().map(|c| c.ordinal).collect();
-    ordinals.sort_unstable();
-    if ordinals.windows(2).any(|w| w[0] == w[1]) {
-        return Err(invalid(format!(
-            "document {} has duplicate chunk ordinals",
-            document.doc_id
-        )));
-    }
-    if ordinals[0] != 0 {
-        return Err(invalid(format!(
-            "document {} has no chunk with ordinal 0 (listings read it)",
-            document.doc_id
-        )));
-    }
-    Ok(())
 }
 
 /// The scope filter plus the query's filters, or `None` when the scope can read nothing.
@@ -747,35 +673,39 @@ fn json_path(field: &str) -> Result<JsonPath> {
     })
 }
 
-/// A sparse vector as qdrant-edge wants it: sorted by index, unique indices, finite values.
+/// A sparse vector as qdrant-edge wants it (see [`canonical_sparse`]).
 fn edge_sparse(vector: &SparseVector, name: &str) -> Result<EdgeSparseVector> {
-    if vector.indices.len() != vector.values.len() {
-        return Err(invalid(format!(
-            "sparse vector {name} has {} indices and {} values",
-            vector.indices.len(),
-            vector.values.len()
-        )));
-    }
-    if !vector.values.iter().all(|v| v.is_finite()) {
-        return Err(invalid(format!(
-            "sparse vector {name} has a non-finite value"
-        )));
-    }
-    let mut pairs: Vec<(u32, f32)> = vector
-        .indices
-        .iter()
-        .copied()
-        .zip(vector.values.iter().copied())
-        .collect();
-    pairs.sort_unstable_by_key(|(index, _)| *index);
-    if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(invalid(format!(
-            "sparse vector {name} has duplicate indices"
-        )));
-    }
-    let (indices, values) = pairs.into_iter().unzip();
+    let SparseVector { indices, values } = canonical_sparse(vector, name)?;
     EdgeSparseVector::new(indices, values)
         .map_err(|e| invalid(format!("sparse vector {name} is invalid: {e}")))
+}
+
+/// The three named vectors of an exported point.
+fn edge_vectors(
+    id: PointId,
+    vector: Option<VectorStructInternal>,
+) -> Result<(Vec<f32>, SparseVector, SparseVector)> {
+    let missing = |what: &str| StoreError::Operation {
+        operation: "export points",
+        reason: format!("point {id} has no {what} vector"),
+    };
+    let Some(VectorStructInternal::Named(mut named)) = vector else {
+        return Err(missing("named"));
+    };
+    let dense = match named.remove(DENSE) {
+        Some(VectorInternal::Dense(dense)) => dense,
+        _ => return Err(missing(DENSE)),
+    };
+    let mut sparse = |name: &str| match named.remove(name) {
+        Some(VectorInternal::Sparse(vector)) => Ok(SparseVector {
+            indices: vector.indices,
+            values: vector.values,
+        }),
+        _ => Err(missing(name)),
+    };
+    let bm25 = sparse(BM25)?;
+    let bigram = sparse(BIGRAM)?;
+    Ok((dense, bm25, bigram))
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(
@@ -799,15 +729,11 @@ fn operation_error(operation: &'static str, error: OperationError) -> StoreError
     }
 }
 
-fn invalid(reason: String) -> StoreError {
-    StoreError::InvalidInput { reason }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::access::Operator;
-    use crate::store::SearchFilters;
+    use crate::store::{RrfParams, SearchFilters};
 
     const DIM: usize = 4;
 
@@ -903,19 +829,5 @@ mod tests {
         let results = store.search(&scope, &query).expect("search");
         assert_eq!(results.len(), 2);
         assert!(results.iter().all(|r| r.chunk.document.version == "v2"));
-    }
-
-    #[test]
-    fn point_ids_are_stable() {
-        let id = EdgeStore::point_id("doc", "v1", 0);
-        assert_eq!(id, EdgeStore::point_id("doc", "v1", 0));
-        assert_eq!(id.get_version_num(), 5);
-        assert_ne!(id, EdgeStore::point_id("doc", "v1", 1));
-        assert_ne!(id, EdgeStore::point_id("doc", "v2", 0));
-        // No ambiguity between the parts.
-        assert_ne!(
-            EdgeStore::point_id("a\",\"b", "c", 0),
-            EdgeStore::point_id("a", "b\",\"c", 0)
-        );
     }
 }

@@ -4,14 +4,29 @@
 //! it inside the vector search (as a filter on each prefetch), never after it.
 
 mod edge;
+mod points;
+mod qdrant;
 
 pub use edge::EdgeStore;
+pub use points::point_id;
+pub use qdrant::{QdrantOptions, QdrantStore};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::access::Scope;
+use crate::config::{StorageBackend, StorageConfig};
+
+/// Opens the store the configuration names, for chunks with `dense_dim`-dimensional vectors.
+pub fn open(config: &StorageConfig, dense_dim: usize) -> Result<Arc<dyn StoreWrite>> {
+    Ok(match config.backend {
+        StorageBackend::Edge => Arc::new(EdgeStore::open(&config.data_dir, dense_dim)?),
+        StorageBackend::Qdrant => Arc::new(QdrantStore::connect(&config.qdrant, dense_dim)?),
+    })
+}
 
 /// A sparse vector (BM25 words or character bigrams): parallel index/value arrays.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +122,24 @@ pub struct RrfParams {
     pub bigram_weight: f32,
 }
 
+/// A page of stored points with their vectors, in point-id order, for copying between stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointPage {
+    pub points: Vec<(DocumentMeta, ChunkRecord)>,
+    /// Where the next page starts (pass it as `from`), or `None` after the last page.
+    pub next: Option<Uuid>,
+}
+
+/// What a readiness probe may show: no counts (they would reveal what exists to anyone).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreStatus {
+    pub backend: &'static str,
+    /// The Qdrant server's version, for a server backend.
+    pub server_version: Option<String>,
+    /// The collection's state as the server reports it (`green`, `yellow`, `grey`, `red`).
+    pub collection_status: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store at {path} could not be opened: {reason}")]
@@ -124,6 +157,14 @@ pub enum StoreError {
     },
     #[error("invalid data for the store: {reason}")]
     InvalidInput { reason: String },
+    #[error(
+        "the Qdrant server at {url} cannot be reached ({reason}); start it or fix storage.qdrant.url"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the Qdrant server at {url} refused the API key ({reason}); set HIKITSUGI_STORAGE__QDRANT__API_KEY"
+    )]
+    Unauthorized { url: String, reason: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -143,6 +184,19 @@ pub trait StoreRead: Send + Sync {
 
     /// Number of stored points (all versions, all scopes): for health and migration checks only.
     fn point_count(&self) -> Result<u64>;
+
+    /// Whether the store answers, and what a readiness probe may say about it.
+    fn status(&self) -> Result<StoreStatus>;
+
+    /// Dimensions of the dense vector.
+    fn dense_dim(&self) -> usize;
+
+    /// Up to `limit` points with vectors and payload, in point-id order from `from` (inclusive),
+    /// regardless of scope: for migration only.
+    fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage>;
+
+    /// Number of chunks stored per (doc_id, version), regardless of scope: for migration checks.
+    fn chunk_counts(&self) -> Result<BTreeMap<(String, String), u64>>;
 }
 
 /// Writing. Writes are durable (flushed) when the call returns.
@@ -163,4 +217,8 @@ pub trait StoreWrite: StoreRead {
 
     /// Every stored (doc_id → versions) regardless of scope: for ingestion bookkeeping only.
     fn versions(&self) -> Result<BTreeMap<String, Vec<String>>>;
+
+    /// Stores exported points as they are (same ids, vectors and payload), durably. Importing a
+    /// point twice leaves one copy, so an interrupted copy can simply be run again.
+    fn import_points(&self, points: &[(DocumentMeta, ChunkRecord)]) -> Result<()>;
 }

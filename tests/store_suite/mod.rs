@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use hikitsugi::access::{Operator, PUBLIC, Principal, Role, Scope};
+use hikitsugi::migrate::{MigrationState, migrate};
 use hikitsugi::store::{
     ChunkRecord, DocumentMeta, HybridQuery, RrfParams, ScoredChunk, SearchFilters, SparseVector,
     StoreError, StoreWrite,
@@ -22,52 +23,91 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 /// Dense dimension of the fixtures: small, the store does not care.
 pub const DIM: usize = 8;
 
-/// Generates one `#[test]` per check of the suite, for the store opened by `$open`.
+/// Generates one `#[test]` per check of the suite, for the store opened by `$open`. With a second
+/// argument, `$available: Fn() -> bool`, each test runs only when it returns true (it prints why
+/// not otherwise), for backends that need a server.
 macro_rules! store_suite {
     ($open:expr) => {
+        store_suite!($open, || true);
+    };
+    ($open:expr, $available:expr) => {
         #[test]
         fn scope_filtering() {
-            $crate::store_suite::scope_filtering(&$open);
+            if $available() {
+                $crate::store_suite::scope_filtering(&$open);
+            }
         }
         #[test]
         fn search_filters_narrow_within_scope() {
-            $crate::store_suite::search_filters_narrow_within_scope(&$open);
+            if $available() {
+                $crate::store_suite::search_filters_narrow_within_scope(&$open);
+            }
         }
         #[test]
         fn replace_leaves_only_the_new_version() {
-            $crate::store_suite::replace_leaves_only_the_new_version(&$open);
+            if $available() {
+                $crate::store_suite::replace_leaves_only_the_new_version(&$open);
+            }
         }
         #[test]
         fn delete_removes_every_version() {
-            $crate::store_suite::delete_removes_every_version(&$open);
+            if $available() {
+                $crate::store_suite::delete_removes_every_version(&$open);
+            }
         }
         #[test]
         fn documents_are_scoped_and_one_per_document() {
-            $crate::store_suite::documents_are_scoped_and_one_per_document(&$open);
+            if $available() {
+                $crate::store_suite::documents_are_scoped_and_one_per_document(&$open);
+            }
         }
         #[test]
         fn reopen_keeps_data() {
-            $crate::store_suite::reopen_keeps_data(&$open);
+            if $available() {
+                $crate::store_suite::reopen_keeps_data(&$open);
+            }
         }
         #[test]
         fn concurrent_searches_during_writes() {
-            $crate::store_suite::concurrent_searches_during_writes(&$open);
+            if $available() {
+                $crate::store_suite::concurrent_searches_during_writes(&$open);
+            }
         }
         #[test]
         fn exact_match_ranks_first_for_every_query_kind() {
-            $crate::store_suite::exact_match_ranks_first_for_every_query_kind(&$open);
+            if $available() {
+                $crate::store_suite::exact_match_ranks_first_for_every_query_kind(&$open);
+            }
         }
         #[test]
         fn other_dense_dimension_is_a_schema_mismatch() {
-            $crate::store_suite::other_dense_dimension_is_a_schema_mismatch(&$open);
+            if $available() {
+                $crate::store_suite::other_dense_dimension_is_a_schema_mismatch(&$open);
+            }
         }
         #[test]
         fn invalid_input_is_rejected() {
-            $crate::store_suite::invalid_input_is_rejected(&$open);
+            if $available() {
+                $crate::store_suite::invalid_input_is_rejected(&$open);
+            }
         }
         #[test]
         fn random_principals_never_see_outside_their_scope() {
-            $crate::store_suite::random_principals_never_see_outside_their_scope(&$open);
+            if $available() {
+                $crate::store_suite::random_principals_never_see_outside_their_scope(&$open);
+            }
+        }
+        #[test]
+        fn export_then_import_copies_every_point() {
+            if $available() {
+                $crate::store_suite::export_then_import_copies_every_point(&$open);
+            }
+        }
+        #[test]
+        fn migration_resumes_and_verifies() {
+            if $available() {
+                $crate::store_suite::migration_resumes_and_verifies(&$open);
+            }
         }
     };
 }
@@ -870,4 +910,164 @@ pub fn random_principals_never_see_outside_their_scope<S: StoreWrite>(
             Ok(())
         })
         .expect("property holds");
+}
+
+/// Every point exported page by page (pages smaller than the corpus) and imported into a second
+/// store: same ids and payload, same vectors (dense ones as the engine normalised them), same
+/// listings and search results; importing again changes nothing.
+pub fn export_then_import_copies_every_point<S: StoreWrite>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let source = open(dir_a.path(), DIM).expect("open source");
+    let target = open(dir_b.path(), DIM).expect("open target");
+    let mut fixture = Fixture::default();
+    let docs = shared_corpus(&source, &mut fixture);
+
+    let mut exported = Vec::new();
+    let mut from = None;
+    let mut pages = 0;
+    loop {
+        let page = source.export_points(from, 3).expect("export");
+        assert!(page.points.len() <= 3);
+        pages += 1;
+        target.import_points(&page.points).expect("import");
+        exported.extend(page.points);
+        match page.next {
+            Some(next) => from = Some(next),
+            None => break,
+        }
+    }
+    let written: usize = docs.iter().map(|(_, chunks)| chunks.len()).sum();
+    assert_eq!(exported.len(), written);
+    assert!(pages >= 3, "{pages} pages");
+    for (meta, chunks) in &docs {
+        for chunk in chunks {
+            let (stored_meta, stored) = exported
+                .iter()
+                .find(|(m, c)| m.doc_id == meta.doc_id && c.ordinal == chunk.ordinal)
+                .expect("every chunk is exported");
+            assert_eq!(stored_meta.readers, meta.readers);
+            assert_eq!(
+                (&stored.text, &stored.heading_path),
+                (&chunk.text, &chunk.heading_path)
+            );
+            assert_eq!(stored.bm25, chunk.bm25);
+            assert_eq!(stored.bigram, chunk.bigram);
+            let (a, b) = (normalised(&stored.dense), normalised(&chunk.dense));
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+
+    target.import_points(&exported).expect("import again");
+    assert_eq!(target.point_count().expect("count"), written as u64);
+    assert_eq!(
+        target.chunk_counts().expect("counts"),
+        source.chunk_counts().expect("counts")
+    );
+    let everything = Operator.scope();
+    assert_eq!(
+        target.documents(&everything).expect("documents"),
+        source.documents(&everything).expect("documents")
+    );
+    let probe = &docs[3].1[1];
+    let dense_probe = HybridQuery {
+        bm25: None,
+        bigram: None,
+        ..query_for(probe, 5)
+    };
+    let found = |store: &S| -> Vec<(String, u32)> {
+        store
+            .search(&principal("org-b", &[]), &dense_probe)
+            .expect("search")
+            .into_iter()
+            .map(|r| (r.chunk.document.doc_id, r.chunk.ordinal))
+            .collect()
+    };
+    assert_eq!(found(&target), found(&source));
+    assert_eq!(found(&target)[0], ("b-1".to_owned(), 1));
+}
+
+/// A migration interrupted after its first batch (its state file says where the next batch
+/// starts) goes on from there when run again, copies only the rest, and verifies the counts;
+/// a target missing chunks fails the verification.
+pub fn migration_resumes_and_verifies<S: StoreWrite>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let source = open(dir_a.path(), DIM).expect("open source");
+    let target = open(dir_b.path(), DIM).expect("open target");
+    let mut fixture = Fixture::default();
+    shared_corpus(&source, &mut fixture);
+    let total = source.point_count().expect("count");
+    let state_path = dir_a.path().join("migrate-state.json");
+
+    // What a run interrupted after one acknowledged batch of 4 leaves behind.
+    let first = source.export_points(None, 4).expect("export");
+    target.import_points(&first.points).expect("import");
+    MigrationState {
+        source: "a".to_owned(),
+        target: "b".to_owned(),
+        next: first.next,
+        copied: 4,
+    }
+    .save(&state_path)
+    .expect("save state");
+
+    let other = migrate((&source, "x"), (&target, "b"), &state_path, 4, &|_, _| {});
+    assert!(
+        other.is_err(),
+        "a state file of another migration is refused"
+    );
+
+    let report = migrate((&source, "a"), (&target, "b"), &state_path, 4, &|_, _| {})
+        .expect("resumed migration");
+    assert_eq!((report.resumed_after, report.copied), (4, total - 4));
+    assert_eq!(report.verified_versions, 5);
+    assert!(
+        !state_path.exists(),
+        "the state file is removed once verified"
+    );
+    assert_eq!(
+        target.chunk_counts().expect("counts"),
+        source.chunk_counts().expect("counts")
+    );
+
+    // A document the target lost is caught by the verification.
+    assert!(target.delete_document("b-1").expect("delete"));
+    let report = migrate((&source, "a"), (&target, "b"), &state_path, 100, &|_, _| {})
+        .expect("a fresh run copies everything again");
+    assert_eq!(report.copied, total);
+    let (meta, chunks) = fixture.document(meta("late", "v1", "org-a", &["org-a"], 1), 2);
+    source.replace_document(&meta, &chunks).expect("replace");
+    MigrationState {
+        source: "a".to_owned(),
+        target: "b".to_owned(),
+        next: None,
+        copied: total,
+    }
+    .save(&state_path)
+    .expect("save state");
+    let stale = migrate((&source, "a"), (&target, "b"), &state_path, 100, &|_, _| {});
+    assert!(
+        matches!(
+            stale,
+            Err(hikitsugi::migrate::MigrateError::Verification { count: 1, .. })
+        ),
+        "{stale:?}"
+    );
+}
+
+fn normalised(vector: &[f32]) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    vector.iter().map(|x| x / norm).collect()
 }
