@@ -268,6 +268,12 @@ impl QdrantStore {
 
     fn error(&self, operation: &'static str, error: QdrantError) -> StoreError {
         let url = self.options.url.clone();
+        if is_connect_failure(&error) {
+            return StoreError::Unreachable {
+                url,
+                reason: format!("{operation}: connection failed"),
+            };
+        }
         if let QdrantError::ResponseError { status } = &error {
             match status.code() {
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
@@ -825,8 +831,17 @@ impl StoreWrite for QdrantStore {
     }
 }
 
+/// The client reports a failed connection as an `Internal` status with this message.
+fn is_connect_failure(error: &QdrantError) -> bool {
+    matches!(error, QdrantError::ResponseError { status }
+        if status.code() == tonic::Code::Internal && status.message().starts_with("Failed to connect"))
+}
+
 /// Failures worth retrying: the server is momentarily unreachable, overloaded or slow.
 fn is_transient(error: &QdrantError) -> bool {
+    if is_connect_failure(error) {
+        return true;
+    }
     match error {
         QdrantError::ResourceExhaustedError { .. } => true,
         QdrantError::ResponseError { status } => matches!(
@@ -960,6 +975,10 @@ mod tests {
         assert!(!is_transient(&status(tonic::Code::InvalidArgument)));
         assert!(!is_transient(&status(tonic::Code::Unauthenticated)));
         assert!(!is_transient(&status(tonic::Code::NotFound)));
+        assert!(!is_transient(&status(tonic::Code::Internal)));
+        assert!(is_transient(&QdrantError::ResponseError {
+            status: tonic::Status::internal("Failed to connect to http://x:6334/: refused"),
+        }));
     }
 
     #[test]

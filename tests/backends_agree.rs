@@ -1,0 +1,135 @@
+//! The same corpus and questions give the same top results on the embedded store and on a Qdrant
+//! server (named by `QDRANT_URL`; without it the test prints "skipped: QDRANT_URL not set").
+//!
+//! The demo corpus is ingested into the embedded store, migrated to a fresh collection (vectors
+//! copied, not recomputed), and questions are asked on both by principals of different
+//! organisations: the top five passages, in order, must be the same.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use hikitsugi::access::{Principal, Role, Scope};
+use hikitsugi::config::{Config, StorageBackend};
+use hikitsugi::index::ingest_dir;
+use hikitsugi::migrate::migrate;
+use hikitsugi::service::Service;
+use hikitsugi::store::{QdrantStore, SearchFilters};
+use indicatif::ProgressBar;
+
+const QUESTIONS: [&str; 10] = [
+    "山梨県は伴走支援をどんな体制で受け入れた？",
+    "兵庫県の市町DX支援パッケージにはどんな支援メニューがある？",
+    "和歌山県の業務で実施した研修の内容は？",
+    "令和7年度の取組の方向性は？",
+    "沖縄県が希望する伴走支援の内容",
+    "自治体DXの推進体制を整えるうえでの課題",
+    "デジタル人材の育成はどのように進めたか",
+    "書かない窓口の導入事例",
+    "京都府の申請で重点とした分野",
+    "市町村との連携会議の開催状況",
+];
+
+fn scopes() -> Vec<(&'static str, Scope)> {
+    let reader = |org: &str, groups: &[&str]| {
+        Principal::new(
+            org,
+            groups.iter().map(|g| (*g).to_owned()).collect(),
+            Role::Reader,
+        )
+        .scope()
+    };
+    vec![
+        ("guest", reader("guest", &[])),
+        (
+            "pref-hyogo",
+            reader("pref-hyogo", &["hyogo-municipalities"]),
+        ),
+        ("pref-wakayama", reader("pref-wakayama", &[])),
+    ]
+}
+
+async fn top(service: &Service, scope: &Scope, question: &str) -> Vec<(String, u32)> {
+    service
+        .search(scope.clone(), question, Some(5), SearchFilters::default())
+        .await
+        .expect("search")
+        .result
+        .into_iter()
+        .map(|passage| (passage.chunk.document.doc_id, passage.chunk.ordinal))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_and_qdrant_backends_give_the_same_top_results() {
+    let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
+        // Written to the stream itself: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "skipped: QDRANT_URL not set");
+        return;
+    };
+    let cache_dir = hikitsugi::setup::default_cache_dir().expect("cache dir");
+    hikitsugi::setup::ensure_model(&cache_dir, &|_| {}).expect("model setup");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.storage.data_dir = data.path().join("edge");
+    let edge = Service::open(config.clone()).expect("open the embedded service");
+    let summary = ingest_dir(
+        Path::new("tests/demo/corpus"),
+        None,
+        edge.store.as_ref(),
+        &edge.encoders,
+        &edge.config.chunking.options(),
+        false,
+        &ProgressBar::hidden(),
+    )
+    .expect("ingest");
+    assert_eq!(summary.added, 5);
+
+    config.storage.backend = StorageBackend::Qdrant;
+    config.storage.qdrant.url = url;
+    config.storage.qdrant.collection = format!(
+        "hikitsugi-test-agree-{}",
+        data.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default()
+    );
+    let qdrant = Arc::new(
+        QdrantStore::connect(&config.storage.qdrant, edge.store.dense_dim())
+            .expect("connect to Qdrant"),
+    );
+    let state = data.path().join("migrate.json");
+    let report = tokio::task::block_in_place(|| {
+        migrate(
+            (edge.store.as_ref(), "edge"),
+            (qdrant.as_ref(), "qdrant"),
+            &state,
+            100,
+            &|_, _| {},
+        )
+    })
+    .expect("migrate");
+    assert_eq!(report.copied, summary.chunks as u64);
+    let server = Service {
+        config: Arc::new(config),
+        store: qdrant.clone(),
+        encoders: edge.encoders.clone(),
+    };
+
+    let mut compared = 0;
+    for (org, scope) in scopes() {
+        for question in QUESTIONS {
+            let (on_edge, on_server) = (
+                top(&edge, &scope, question).await,
+                top(&server, &scope, question).await,
+            );
+            assert_eq!(on_edge, on_server, "{org}: {question}");
+            compared += usize::from(!on_edge.is_empty());
+        }
+    }
+    assert!(compared >= 25, "only {compared} questions found passages");
+    tokio::task::spawn_blocking(move || qdrant.drop_collection())
+        .await
+        .expect("join")
+        .expect("drop the test collection");
+}
