@@ -5,6 +5,8 @@
 //! `#[tokio::test]` has a runtime of its own that ends with the test; the tests share only the
 //! server's address. Tests that upload use file names no other test lists, so they can run in
 //! parallel with the listing tests. Set `TEST_LOG=hikitsugi=debug` to see the server's log.
+//! With `QDRANT_URL` set, the server stores the corpus on that Qdrant server instead of the
+//! embedded store (same tests, same expectations).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -103,6 +105,22 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
         .prefix("api-e2e-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     config.storage.data_dir = data_dir.path().to_owned();
+    if let Some(url) = std::env::var("QDRANT_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
+        // The same tests on a Qdrant server, in a collection of this run's own.
+        config.storage.backend = hikitsugi::config::StorageBackend::Qdrant;
+        config.storage.qdrant.url = url;
+        config.storage.qdrant.collection = format!(
+            "hikitsugi-test-e2e-{}",
+            data_dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default()
+        );
+    }
     let paths = hikitsugi::setup::ensure_model(&hikitsugi::setup::default_cache_dir()?, &|_| {})?;
     config.model.dir = Some(paths.model_dir);
     config.model.onnxruntime = Some(paths.ort_dylib);
@@ -628,6 +646,15 @@ async fn operations_endpoints_answer() {
     let ready = get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["status"], "ready");
+    let backend = if std::env::var("QDRANT_URL").is_ok_and(|url| !url.is_empty()) {
+        "qdrant"
+    } else {
+        "edge"
+    };
+    assert_eq!(ready.body["store"]["backend"], backend, "{}", ready.body);
+    // Unauthenticated: nothing about what is stored.
+    let probe = ready.body.to_string();
+    assert!(!probe.contains("count") && !probe.contains("points"), "{probe}");
 
     let openapi = get("/openapi.json", None).await;
     assert_eq!(openapi.status, StatusCode::OK);
