@@ -65,10 +65,10 @@ impl Rng {
 fn document(rng: &mut Rng, n: usize) -> (DocumentMeta, Vec<ChunkRecord>) {
     let owner = format!("pref-{:02}", n % ORGS);
     let mut readers = vec![owner.clone()];
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         readers.push("public".to_owned());
     }
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         readers.push(format!("group-{}", n % 5));
     }
     let meta = DocumentMeta {
