@@ -654,7 +654,10 @@ async fn operations_endpoints_answer() {
     assert_eq!(ready.body["store"]["backend"], backend, "{}", ready.body);
     // Unauthenticated: nothing about what is stored.
     let probe = ready.body.to_string();
-    assert!(!probe.contains("count") && !probe.contains("points"), "{probe}");
+    assert!(
+        !probe.contains("count") && !probe.contains("points"),
+        "{probe}"
+    );
 
     let openapi = get("/openapi.json", None).await;
     assert_eq!(openapi.status, StatusCode::OK);

@@ -94,9 +94,12 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default()
     );
+    // The stores are blocking: never called on an async worker without `block_in_place`.
     let qdrant = Arc::new(
-        QdrantStore::connect(&config.storage.qdrant, edge.store.dense_dim())
-            .expect("connect to Qdrant"),
+        tokio::task::block_in_place(|| {
+            QdrantStore::connect(&config.storage.qdrant, edge.store.dense_dim())
+        })
+        .expect("connect to Qdrant"),
     );
     let state = data.path().join("migrate.json");
     let report = tokio::task::block_in_place(|| {
