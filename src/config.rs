@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 
+mod llm;
+
+pub use llm::{ApiKey, LlmConfig, UnsupportedPolicy};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -18,6 +22,8 @@ pub struct Config {
     pub chunking: ChunkingConfig,
     pub retrieval: RetrievalConfig,
     pub answer: AnswerConfig,
+    /// Generated answers; without `llm.base_url` answers stay extractive.
+    pub llm: LlmConfig,
     pub organisations: Vec<OrganisationConfig>,
     pub groups: Vec<GroupConfig>,
     pub api_keys: Vec<ApiKeyConfig>,
@@ -129,6 +135,7 @@ impl Default for Config {
             chunking: ChunkingConfig::default(),
             retrieval: RetrievalConfig::default(),
             answer: AnswerConfig::default(),
+            llm: LlmConfig::default(),
             organisations: Vec::new(),
             groups: Vec::new(),
             api_keys: Vec::new(),
@@ -287,6 +294,7 @@ impl Config {
                     .to_owned(),
             ));
         }
+        self.llm.validate(self.server.request_timeout_ms)?;
         if self.model.batch_size == 0 || self.model.workers == 0 {
             return Err(ConfigError::Invalid(
                 "model: batch_size and workers must be at least 1".to_owned(),
