@@ -1,0 +1,1 @@
+//! The real small model (see the README); written next.
