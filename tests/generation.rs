@@ -4,6 +4,7 @@
 
 mod generation {
     pub mod api;
+    pub mod calibration;
     pub mod protocol;
     pub mod real_model;
     pub mod scripted;
