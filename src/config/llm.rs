@@ -26,6 +26,9 @@ pub struct LlmConfig {
     pub first_token_timeout_ms: u64,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// The first this many retrieved passages are given to the model (prompt length, and with
+    /// it the time to the first token, grows with each).
+    pub max_passages: usize,
     /// A directory with `system.txt` and `user.txt` replacing the built-in `prompts/`.
     pub prompts_dir: Option<PathBuf>,
     /// What happens to a sentence its passages do not support: `drop` it or `mark` it.
@@ -76,6 +79,7 @@ impl Default for LlmConfig {
             first_token_timeout_ms: 15_000,
             max_tokens: 512,
             temperature: 0.0,
+            max_passages: 5,
             prompts_dir: None,
             unsupported: UnsupportedPolicy::Drop,
             // Calibrated on shared/eval/seed (tests/generation/calibration.rs): reference-answer
@@ -116,9 +120,14 @@ impl LlmConfig {
         if self.model.trim().is_empty() {
             return invalid("model must be set when base_url is".to_owned());
         }
-        if self.timeout_ms == 0 || self.first_token_timeout_ms == 0 || self.max_tokens == 0 {
+        if self.timeout_ms == 0
+            || self.first_token_timeout_ms == 0
+            || self.max_tokens == 0
+            || self.max_passages == 0
+        {
             return invalid(
-                "timeout_ms, first_token_timeout_ms and max_tokens must be at least 1".to_owned(),
+                "timeout_ms, first_token_timeout_ms, max_tokens and max_passages must be at least 1"
+                    .to_owned(),
             );
         }
         if self.timeout_ms >= request_timeout_ms {

@@ -96,6 +96,7 @@ impl Generator {
         if !extractive.found {
             return extractive;
         }
+        let passages = self.given(passages);
         let messages = self.prompts.messages(question, &passages);
         let started = Instant::now();
         let completion = self.client.complete(&messages).await;
@@ -123,11 +124,13 @@ impl Generator {
         answer_config: AnswerConfig,
     ) -> impl Stream<Item = AskEvent> + Send + 'static {
         let span = tracing::Span::current();
+        let extractive = extractive_answer(&question, passages.clone(), &answer_config);
+        let passages = self.given(passages);
         let state = StreamState {
             generator: self,
             question,
             passages,
-            answer_config,
+            extractive,
             step: Step::Begin,
             raw: String::new(),
             started: Instant::now(),
@@ -141,6 +144,12 @@ impl Generator {
             }
             .instrument(span)
         })
+    }
+
+    /// The passages the model is given: the best `llm.max_passages`.
+    fn given(&self, mut passages: Vec<ScoredChunk>) -> Vec<ScoredChunk> {
+        passages.truncate(self.config.max_passages);
+        passages
     }
 
     fn verified(&self, raw: &str, passages: Vec<ScoredChunk>, support: f32) -> Answer {
@@ -256,8 +265,10 @@ enum Step {
 struct StreamState {
     generator: Arc<Generator>,
     question: String,
+    /// What the model is given.
     passages: Vec<ScoredChunk>,
-    answer_config: AnswerConfig,
+    /// The answer without the model, from every retrieved passage: the fallback.
+    extractive: Answer,
     step: Step,
     raw: String,
     started: Instant,
@@ -332,7 +343,7 @@ impl StreamState {
     }
 
     fn extractive(&self) -> Answer {
-        extractive_answer(&self.question, self.passages.clone(), &self.answer_config)
+        self.extractive.clone()
     }
 
     fn finish(&mut self, answer: Answer) -> AskEvent {

@@ -284,7 +284,11 @@ async fn a_streamed_answer_is_passages_then_deltas_then_the_verified_answer() {
 async fn the_model_sees_only_passages_the_caller_may_read() {
     let cases = [
         (WAKAYAMA_KEY, "延べ312回", [HYOGO_SECRET, "隔週"]),
-        (HYOGO_KEY, HYOGO_SECRET, ["延べ312回", "制限のないアシスタント"]),
+        (
+            HYOGO_KEY,
+            HYOGO_SECRET,
+            ["延べ312回", "制限のないアシスタント"],
+        ),
     ];
     for (index, (key, own, foreign)) in cases.into_iter().enumerate() {
         let response = ask(key, json!({ "question": Q_SCOPE, "top_k": 10 })).await;

@@ -46,7 +46,11 @@ fn corpus_chunks() -> Vec<ScoredChunk> {
     files.sort();
     let mut chunks = Vec::new();
     for path in files {
-        let doc_id = path.file_name().expect("a name").to_string_lossy().into_owned();
+        let doc_id = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
         let bytes = std::fs::read(&path).expect("a readable corpus file");
         let metadata = DocumentMetadata {
             title: None,
@@ -129,12 +133,16 @@ fn the_default_support_threshold_separates_true_from_wrong_citations() {
         };
         let evidence = compact(gold.evidence.as_deref().unwrap_or_default());
         let Some(source) = chunks.iter().find(|chunk| {
-            chunk.chunk.document.doc_id == gold.doc && compact(&chunk.chunk.text).contains(&evidence)
+            chunk.chunk.document.doc_id == gold.doc
+                && compact(&chunk.chunk.text).contains(&evidence)
         }) else {
             panic!("{}: no chunk holds the evidence", question.id);
         };
         for answer in &question.answers {
-            for claim in answer.split_inclusive('。').filter(|claim| claim.chars().count() >= 4) {
+            for claim in answer
+                .split_inclusive('。')
+                .filter(|claim| claim.chars().count() >= 4)
+            {
                 true_citations.push(support(claim, source));
                 let wrong = chunks
                     .iter()
@@ -145,7 +153,11 @@ fn the_default_support_threshold_separates_true_from_wrong_citations() {
             }
         }
     }
-    assert!(true_citations.len() >= 30, "{} claims", true_citations.len());
+    assert!(
+        true_citations.len() >= 30,
+        "{} claims",
+        true_citations.len()
+    );
 
     let share_at_least = |values: &[f32], threshold: f32| {
         values.iter().filter(|&&value| value >= threshold).count() as f32 / values.len() as f32
