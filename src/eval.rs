@@ -445,6 +445,68 @@ mod tests {
         assert_eq!(report.mean_passage_chars, 200.0);
     }
 
+    fn generated(
+        answerable: bool,
+        verified_citations: usize,
+        claims: usize,
+        unsupported: usize,
+        first_token_ms: f64,
+        latency_ms: f64,
+    ) -> Outcome {
+        Outcome {
+            latency_ms,
+            generation: Some(GenerationOutcome {
+                generated: true,
+                fallback: false,
+                verified_citations,
+                claims,
+                unsupported,
+                first_token_ms: Some(first_token_ms),
+                answer: String::new(),
+            }),
+            ..outcome(answerable, None, verified_citations > 0)
+        }
+    }
+
+    #[test]
+    fn generation_metrics_count_verified_citations_and_dropped_sentences() {
+        let mut fallback = outcome(true, None, true);
+        fallback.latency_ms = 50.0;
+        fallback.generation = Some(GenerationOutcome {
+            generated: false,
+            fallback: true,
+            verified_citations: 0,
+            claims: 0,
+            unsupported: 0,
+            first_token_ms: None,
+            answer: String::new(),
+        });
+        let outcomes = [
+            generated(true, 2, 4, 1, 10.0, 100.0),
+            generated(true, 0, 2, 2, 20.0, 200.0),
+            generated(false, 0, 1, 1, 30.0, 300.0),
+            fallback,
+            outcome(true, Some(1), true),
+        ];
+        let generation = report(&outcomes, &[])
+            .generation
+            .expect("a generation report");
+        assert_eq!((generation.generated, generation.fallbacks), (3, 1));
+        assert!((generation.answerable_with_verified_citation - 1.0 / 3.0).abs() < 1e-9);
+        assert!((generation.generated_with_verified_citation - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(generation.sentences, 7);
+        assert!((generation.unsupported_sentence_share - 4.0 / 7.0).abs() < 1e-9);
+        assert_eq!(generation.first_token_ms_p50, 20.0);
+        assert_eq!(generation.end_ms_p50, 200.0);
+        assert_eq!(generation.end_ms_p95, 300.0);
+
+        assert!(
+            report(&[outcome(true, Some(1), true)], &[])
+                .generation
+                .is_none()
+        );
+    }
+
     #[test]
     fn evidence_matches_after_nfkc_and_without_whitespace() {
         let gold = Gold {

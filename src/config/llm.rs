@@ -22,7 +22,7 @@ pub struct LlmConfig {
     /// Whole generation, from sending the request to the last token; past it the answer falls
     /// back to the extractive one. Must stay below `server.request_timeout_ms`.
     pub timeout_ms: u64,
-    /// From sending the request to the first token (streaming) or to the response headers.
+    /// Streamed answers: from sending the request to the first token.
     pub first_token_timeout_ms: u64,
     pub max_tokens: u32,
     pub temperature: f32,
@@ -98,13 +98,12 @@ impl LlmConfig {
 
     /// The API key: `api_key`, else the variable `api_key_env` names (unset or empty: none).
     pub fn resolved_api_key(&self) -> Option<ApiKey> {
-        self.api_key.clone().or_else(|| {
+        let given = self.api_key.as_ref().map(|key| key.0.clone()).or_else(|| {
             self.api_key_env
                 .as_deref()
                 .and_then(|name| std::env::var(name).ok())
-                .filter(|key| !key.trim().is_empty())
-                .map(ApiKey)
-        })
+        });
+        given.filter(|key| !key.trim().is_empty()).map(ApiKey)
     }
 
     pub(super) fn validate(&self, request_timeout_ms: u64) -> Result<(), ConfigError> {

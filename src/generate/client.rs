@@ -2,9 +2,10 @@
 //! which vLLM, Ollama, llama.cpp's server and the cloud providers all speak: one request, the
 //! answer either whole or streamed as server-sent events of `chat.completion.chunk` objects.
 //!
-//! Timeouts are the client's own, so that each failure has a name: `first_token_timeout` runs
-//! from sending the request to the response headers and, when streaming, on to the first text
-//! delta; `timeout` bounds the whole generation. Dropping a [`CompletionStream`] drops the HTTP
+//! Timeouts are the client's own, so that each failure has a name: when streaming,
+//! `first_token_timeout` runs from sending the request to the first text delta; `timeout`
+//! bounds the whole generation (and is the only one for a whole answer, whose headers come only
+//! once it is complete). Dropping a [`CompletionStream`] drops the HTTP
 //! response, which closes the connection: that is how a disconnected caller cancels generation.
 
 use std::time::Duration;
@@ -201,10 +202,14 @@ impl ChatClient {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let response = deadlines
-            .before_first_token(request.send())
-            .await?
-            .map_err(|source| LlmError::Unreachable { source })?;
+        // A whole (non-streamed) answer has its headers only once it is complete, so only the
+        // overall deadline applies to it.
+        let sent = if stream {
+            deadlines.before_first_token(request.send()).await?
+        } else {
+            deadlines.before_end(request.send()).await?
+        };
+        let response = sent.map_err(|source| LlmError::Unreachable { source })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

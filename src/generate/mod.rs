@@ -31,7 +31,7 @@ use futures_util::Stream;
 use tracing::Instrument;
 
 use crate::answer::{Answer, AnswerMode, extractive_answer, not_found};
-use crate::config::{AnswerConfig, LlmConfig};
+use crate::config::{AnswerConfig, LlmConfig, UnsupportedPolicy};
 use crate::store::ScoredChunk;
 
 /// Answers by mode (`generated`, `extractive`).
@@ -161,20 +161,6 @@ impl Generator {
         );
         let verification = verified.verification;
         let unsupported = verification.unsupported();
-        if unsupported > 0 {
-            metrics::counter!(UNSUPPORTED_METRIC).increment(unsupported as u64);
-        }
-        let mut warnings = Vec::new();
-        if unsupported > 0 {
-            warnings.push(match self.config.unsupported {
-                crate::config::UnsupportedPolicy::Drop => format!(
-                    "資料で根拠を確認できなかった{unsupported}文を回答から除きました。"
-                ),
-                crate::config::UnsupportedPolicy::Mark => format!(
-                    "資料で根拠を確認できなかった{unsupported}文に「{UNSUPPORTED_MARK}」を付けました。"
-                ),
-            });
-        }
         tracing::info!(
             sentences = verification.sentences.len(),
             unsupported,
@@ -182,29 +168,40 @@ impl Generator {
             found = !verified.cited.is_empty(),
             "generated answer verified"
         );
-        let mut answer = if verified.cited.is_empty() {
-            not_found(passages, support)
+        let mut warnings = Vec::new();
+        if unsupported > 0 {
+            metrics::counter!(UNSUPPORTED_METRIC).increment(unsupported as u64);
+            warnings.push(match self.config.unsupported {
+                UnsupportedPolicy::Drop => {
+                    format!("資料で根拠を確認できなかった{unsupported}文を回答から除きました。")
+                }
+                UnsupportedPolicy::Mark => format!(
+                    "資料で根拠を確認できなかった{unsupported}文に「{UNSUPPORTED_MARK}」を付けました。"
+                ),
+            });
+        }
+        let (found, text, citations) = if verified.cited.is_empty() {
+            let not_found = not_found(passages, support);
+            (false, not_found.text, not_found.citations)
         } else {
+            // The cited passages, in the order of their new numbers.
             let mut slots: Vec<Option<ScoredChunk>> = passages.into_iter().map(Some).collect();
             let citations = verified
                 .cited
                 .iter()
                 .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
                 .collect();
-            Answer {
-                found: true,
-                text: verified.text,
-                citations,
-                support,
-                mode: AnswerMode::Generated,
-                verification: None,
-                warnings: Vec::new(),
-            }
+            (true, verified.text, citations)
         };
-        answer.mode = AnswerMode::Generated;
-        answer.verification = Some(verification);
-        answer.warnings = warnings;
-        answer
+        Answer {
+            found,
+            text,
+            citations,
+            support,
+            mode: AnswerMode::Generated,
+            verification: Some(verification),
+            warnings,
+        }
     }
 }
 

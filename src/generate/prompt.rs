@@ -105,9 +105,7 @@ impl Template {
     }
 
     fn uses(&self, variable: Variable) -> bool {
-        self.segments
-            .iter()
-            .any(|segment| *segment == Segment::Variable(variable))
+        self.segments.contains(&Segment::Variable(variable))
     }
 
     fn render(&self, question: &str, passages: &str) -> String {
