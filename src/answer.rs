@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::config::AnswerConfig;
+use crate::generate::Verification;
 use crate::retrieve::normalize_query;
 use crate::store::ScoredChunk;
 
@@ -18,10 +19,26 @@ pub const NOT_FOUND_MESSAGE: &str = "お探しの内容に答える記述は、�
 pub struct Answer {
     pub found: bool,
     pub text: String,
-    /// Numbered from 1, in retrieval order.
+    /// Numbered from 1: in retrieval order for extractive answers and "not found", in order of
+    /// first citation for generated ones.
     pub citations: Vec<ScoredChunk>,
     /// How much of the question the best passage covers, 0–1.
     pub support: f32,
+    pub mode: AnswerMode,
+    /// For generated answers: how each sentence of the model's text was checked.
+    pub verification: Option<Verification>,
+    /// For people, in Japanese: e.g. why a generated answer fell back to the extractive one.
+    pub warnings: Vec<String>,
+}
+
+/// How an answer's text was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerMode {
+    /// Written by the language model, then verified sentence by sentence.
+    Generated,
+    /// Sentences taken from the passages (no model configured, evidence too weak to ask one,
+    /// or a fallback: see the warnings).
+    Extractive,
 }
 
 /// Builds the extractive answer for `question` from `passages` (best first).
@@ -36,12 +53,7 @@ pub fn extractive_answer(
         .map(|passage| coverage(&question_terms, &content_bigrams(&passage.chunk.text)))
         .fold(0.0_f32, f32::max);
     if passages.is_empty() || support < config.min_support {
-        return Answer {
-            found: false,
-            text: NOT_FOUND_MESSAGE.to_owned(),
-            citations: passages,
-            support,
-        };
+        return not_found(passages, support);
     }
 
     struct Candidate<'a> {
@@ -89,6 +101,22 @@ pub fn extractive_answer(
         text,
         citations: passages,
         support,
+        mode: AnswerMode::Extractive,
+        verification: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// "Not found", listing the related `passages`.
+pub fn not_found(passages: Vec<ScoredChunk>, support: f32) -> Answer {
+    Answer {
+        found: false,
+        text: NOT_FOUND_MESSAGE.to_owned(),
+        citations: passages,
+        support,
+        mode: AnswerMode::Extractive,
+        verification: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -101,7 +129,7 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
 
 /// Character bigrams that carry content: not whitespace or punctuation, and not made only of
 /// hiragana (particles and endings such as 「した」「ですか」).
-fn content_bigrams(text: &str) -> HashSet<(char, char)> {
+pub(crate) fn content_bigrams(text: &str) -> HashSet<(char, char)> {
     let chars: Vec<char> = text.chars().filter(|ch| ch.is_alphanumeric()).collect();
     chars
         .windows(2)
@@ -114,7 +142,8 @@ fn content_bigrams(text: &str) -> HashSet<(char, char)> {
         .collect()
 }
 
-fn coverage(question: &HashSet<(char, char)>, passage: &HashSet<(char, char)>) -> f32 {
+/// Share of `question`'s bigrams found in `passage` (0 when `question` has none).
+pub(crate) fn coverage(question: &HashSet<(char, char)>, passage: &HashSet<(char, char)>) -> f32 {
     if question.is_empty() {
         return 0.0;
     }

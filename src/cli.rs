@@ -185,6 +185,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
                 println!("{}\n", response.answer);
+                for warning in &response.warnings {
+                    println!("※ {warning}");
+                }
                 for citation in &response.citations {
                     let pages = if citation.page_start == citation.page_end {
                         format!("p.{}", citation.page_start)

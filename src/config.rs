@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 
+mod llm;
+
+pub use llm::{ApiKey, LlmConfig, UnsupportedPolicy};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -18,6 +22,8 @@ pub struct Config {
     pub chunking: ChunkingConfig,
     pub retrieval: RetrievalConfig,
     pub answer: AnswerConfig,
+    /// Generated answers; without `llm.base_url` answers stay extractive.
+    pub llm: LlmConfig,
     pub organisations: Vec<OrganisationConfig>,
     pub groups: Vec<GroupConfig>,
     pub api_keys: Vec<ApiKeyConfig>,
@@ -140,6 +146,7 @@ impl Default for Config {
             chunking: ChunkingConfig::default(),
             retrieval: RetrievalConfig::default(),
             answer: AnswerConfig::default(),
+            llm: LlmConfig::default(),
             organisations: Vec::new(),
             groups: Vec::new(),
             api_keys: Vec::new(),
@@ -300,6 +307,7 @@ impl Config {
                     .to_owned(),
             ));
         }
+        self.llm.validate(self.server.request_timeout_ms)?;
         if self.model.batch_size == 0 || self.model.workers == 0 {
             return Err(ConfigError::Invalid(
                 "model: batch_size and workers must be at least 1".to_owned(),
@@ -366,6 +374,82 @@ mod tests {
             assert_eq!(config.server.listen.port(), 9999);
             assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/elsewhere"));
             assert_eq!((config.retrieval.rrf_k, config.retrieval.prefetch), (7, 80));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_llm_section_is_off_by_default_and_its_key_comes_from_the_environment() {
+        jailed(|jail| {
+            assert!(
+                !Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .llm
+                    .is_enabled()
+            );
+            jail.create_file(
+                "config.toml",
+                "[llm]\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"qwen\"\nunsupported = \"mark\"\n",
+            )?;
+            jail.set_env("HIKITSUGI_LLM__API_KEY", "sk-secret");
+            jail.set_env("HIKITSUGI_LLM__TIMEOUT_MS", "9000");
+            let config =
+                Config::load(Some(Path::new("config.toml"))).map_err(|error| error.to_string())?;
+            assert!(config.llm.is_enabled());
+            assert_eq!(config.llm.unsupported, UnsupportedPolicy::Mark);
+            assert_eq!(config.llm.timeout_ms, 9000);
+            let key = config
+                .llm
+                .resolved_api_key()
+                .map(|key| key.expose().to_owned());
+            assert_eq!(key.as_deref(), Some("sk-secret"));
+            assert!(!format!("{config:?}").contains("sk-secret"));
+            assert!(
+                !toml::to_string(&config)
+                    .map_err(|e| e.to_string())?
+                    .contains("sk-secret")
+            );
+
+            jail.set_env("HIKITSUGI_LLM__API_KEY", "");
+            jail.set_env("OTHER_KEY", "sk-other");
+            let mut config = Config::load(None).map_err(|error| error.to_string())?;
+            config.llm.api_key = None;
+            config.llm.api_key_env = Some("OTHER_KEY".to_owned());
+            let key = config
+                .llm
+                .resolved_api_key()
+                .map(|key| key.expose().to_owned());
+            assert_eq!(key.as_deref(), Some("sk-other"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn llm_settings_that_cannot_work_are_refused() {
+        jailed(|jail| {
+            let write = |body: &str| {
+                let path = jail.directory().join("config.toml");
+                std::fs::write(&path, body).unwrap();
+                Config::load(Some(&path)).map_err(|error| error.to_string())
+            };
+            let llm = "[llm]\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"qwen\"\n";
+            assert!(write(llm).is_ok());
+            assert!(
+                write("[llm]\nbase_url = \"http://x/v1\"\n")
+                    .unwrap_err()
+                    .contains("model")
+            );
+            assert!(
+                write("[llm]\nbase_url = \"ftp://x\"\nmodel = \"m\"\n")
+                    .unwrap_err()
+                    .contains("http")
+            );
+            let slow = format!("{llm}timeout_ms = 30000\n");
+            assert!(write(&slow).unwrap_err().contains("request_timeout_ms"));
+            let slow_but_allowed = format!("[server]\nrequest_timeout_ms = 60000\n{slow}");
+            assert!(write(&slow_but_allowed).is_ok());
+            assert!(write(&format!("{llm}min_support = 1.5\n")).is_err());
+            assert!(write(&format!("{llm}unsupported = \"hide\"\n")).is_err());
             Ok(())
         });
     }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::access::Operator;
+use crate::answer::{Answer, AnswerMode};
+use crate::generate::AskEvent;
 use crate::service::{Service, ServiceError};
+use crate::store::ScoredChunk;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Question {
@@ -89,6 +92,32 @@ pub struct Report {
     pub mean_passage_chars: f64,
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
+    /// With a language model configured: how generation went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationReport>,
+}
+
+/// Generated answers on a question set (only with `[llm]` configured).
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationReport {
+    /// Questions the model answered (not gated by weak evidence, no fallback).
+    pub generated: usize,
+    /// Questions that fell back to the extractive answer after a model failure.
+    pub fallbacks: usize,
+    /// Share of answerable questions whose answer is generated and carries at least one
+    /// verified citation.
+    pub answerable_with_verified_citation: f64,
+    /// Share of generated answers with at least one verified citation.
+    pub generated_with_verified_citation: f64,
+    /// Share of the model's claims (sentences other than "not in the documents") that no
+    /// passage supported.
+    pub unsupported_sentence_share: f64,
+    pub sentences: usize,
+    pub first_token_ms_p50: f64,
+    pub first_token_ms_p95: f64,
+    /// Latency to the final answer, for the questions the model was asked.
+    pub end_ms_p50: f64,
+    pub end_ms_p95: f64,
 }
 
 /// What one question gave, for calibration and error analysis.
@@ -101,6 +130,22 @@ pub struct Outcome {
     pub found: bool,
     pub support: f32,
     pub latency_ms: f64,
+    /// With a language model: how the answer was made and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationOutcome>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationOutcome {
+    pub generated: bool,
+    /// Fell back to the extractive answer (the warnings say why).
+    pub fallback: bool,
+    pub verified_citations: usize,
+    pub claims: usize,
+    pub unsupported: usize,
+    /// When the model was asked: time to its first text delta (none when it gave none).
+    pub first_token_ms: Option<f64>,
+    pub answer: String,
 }
 
 const TOP_K: usize = 10;
@@ -114,23 +159,32 @@ pub async fn evaluate(
     let mut passage_chars = Vec::new();
     for question in questions {
         let started = Instant::now();
-        let asked = service
-            .ask(Operator.scope(), &question.question, Some(TOP_K))
-            .await
-            .map_err(|source| EvalError::Service {
-                id: question.id.clone(),
-                source,
-            })?;
+        let service_error = |source| EvalError::Service {
+            id: question.id.clone(),
+            source,
+        };
+        // Ranks are taken over the passages the answer drew on: the retrieved ones (extractive),
+        // or those given to the model (generated; `llm.max_passages` of them).
+        let (answer, passages, generation) = if service.generator.is_some() {
+            let (answer, given, outcome) = ask_streamed(service, &question.question, started)
+                .await
+                .map_err(service_error)?;
+            (answer, given, Some(outcome))
+        } else {
+            let asked = service
+                .ask(Operator.scope(), &question.question, Some(TOP_K))
+                .await
+                .map_err(service_error)?;
+            let passages = asked.result.citations.clone();
+            (asked.result, passages, None)
+        };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let answer = asked.result;
         passage_chars.extend(
-            answer
-                .citations
+            passages
                 .iter()
                 .map(|passage| passage.chunk.text.chars().count()),
         );
-        let rank = answer
-            .citations
+        let rank = passages
             .iter()
             .take(TOP_K)
             .position(|passage| {
@@ -147,9 +201,53 @@ pub async fn evaluate(
             found: answer.found,
             support: answer.support,
             latency_ms,
+            generation,
         });
     }
     Ok((report(&outcomes, &passage_chars), outcomes))
+}
+
+/// Asks through the streaming path, timing the first text delta.
+async fn ask_streamed(
+    service: &Service,
+    question: &str,
+    started: Instant,
+) -> Result<(Answer, Vec<ScoredChunk>, GenerationOutcome), ServiceError> {
+    use futures_util::StreamExt;
+    let events = service
+        .ask_stream(Operator.scope(), question, Some(TOP_K))
+        .await?;
+    let mut events = std::pin::pin!(events);
+    let mut first_token_ms = None;
+    let mut given = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            AskEvent::Passages(passages) => given = passages,
+            AskEvent::Delta(_) => {
+                first_token_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+            }
+            AskEvent::Answer(answer) => {
+                let verification = answer.verification.as_ref();
+                let outcome = GenerationOutcome {
+                    generated: answer.mode == AnswerMode::Generated,
+                    fallback: !answer.warnings.is_empty() && answer.mode == AnswerMode::Extractive,
+                    verified_citations: if answer.found && answer.mode == AnswerMode::Generated {
+                        answer.citations.len()
+                    } else {
+                        0
+                    },
+                    claims: verification.map_or(0, |verification| verification.claims()),
+                    unsupported: verification.map_or(0, |verification| verification.unsupported()),
+                    first_token_ms,
+                    answer: answer.text.clone(),
+                };
+                return Ok((answer, given, outcome));
+            }
+        }
+    }
+    Err(ServiceError::Task(
+        "the answer stream ended without an answer".to_owned(),
+    ))
 }
 
 /// Computes the report from per-question outcomes.
@@ -213,7 +311,80 @@ pub fn report(outcomes: &[Outcome], passage_chars: &[usize]) -> Report {
         },
         latency_ms_p50: percentile(&latencies, 0.50),
         latency_ms_p95: percentile(&latencies, 0.95),
+        generation: generation_report(outcomes),
     }
+}
+
+fn generation_report(outcomes: &[Outcome]) -> Option<GenerationReport> {
+    let generations: Vec<(&Outcome, &GenerationOutcome)> = outcomes
+        .iter()
+        .filter_map(|outcome| {
+            outcome
+                .generation
+                .as_ref()
+                .map(|generation| (outcome, generation))
+        })
+        .collect();
+    if generations.is_empty() {
+        return None;
+    }
+    let share = |count: usize, of: usize| {
+        if of == 0 {
+            0.0
+        } else {
+            count as f64 / of as f64
+        }
+    };
+    let generated: Vec<&GenerationOutcome> = generations
+        .iter()
+        .map(|(_, generation)| *generation)
+        .filter(|generation| generation.generated)
+        .collect();
+    let answerable = generations
+        .iter()
+        .filter(|(outcome, _)| outcome.answerable)
+        .count();
+    let answerable_cited = generations
+        .iter()
+        .filter(|(outcome, generation)| outcome.answerable && generation.verified_citations > 0)
+        .count();
+    let claims: usize = generated.iter().map(|generation| generation.claims).sum();
+    let unsupported: usize = generated
+        .iter()
+        .map(|generation| generation.unsupported)
+        .sum();
+    let mut first_tokens: Vec<f64> = generations
+        .iter()
+        .filter_map(|(_, generation)| generation.first_token_ms)
+        .collect();
+    first_tokens.sort_by(f64::total_cmp);
+    let mut ends: Vec<f64> = generations
+        .iter()
+        .filter(|(_, generation)| generation.generated || generation.fallback)
+        .map(|(outcome, _)| outcome.latency_ms)
+        .collect();
+    ends.sort_by(f64::total_cmp);
+    Some(GenerationReport {
+        generated: generated.len(),
+        fallbacks: generations
+            .iter()
+            .filter(|(_, generation)| generation.fallback)
+            .count(),
+        answerable_with_verified_citation: share(answerable_cited, answerable),
+        generated_with_verified_citation: share(
+            generated
+                .iter()
+                .filter(|generation| generation.verified_citations > 0)
+                .count(),
+            generated.len(),
+        ),
+        unsupported_sentence_share: share(unsupported, claims),
+        sentences: claims,
+        first_token_ms_p50: percentile(&first_tokens, 0.50),
+        first_token_ms_p95: percentile(&first_tokens, 0.95),
+        end_ms_p50: percentile(&ends, 0.50),
+        end_ms_p95: percentile(&ends, 0.95),
+    })
 }
 
 fn percentile(sorted: &[f64], quantile: f64) -> f64 {
@@ -250,6 +421,7 @@ mod tests {
             found,
             support: 0.0,
             latency_ms: 1.0,
+            generation: None,
         }
     }
 
@@ -271,6 +443,68 @@ mod tests {
         assert_eq!(report.abstain, Some(0.5));
         assert!((report.false_abstain - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(report.mean_passage_chars, 200.0);
+    }
+
+    fn generated(
+        answerable: bool,
+        verified_citations: usize,
+        claims: usize,
+        unsupported: usize,
+        first_token_ms: f64,
+        latency_ms: f64,
+    ) -> Outcome {
+        Outcome {
+            latency_ms,
+            generation: Some(GenerationOutcome {
+                generated: true,
+                fallback: false,
+                verified_citations,
+                claims,
+                unsupported,
+                first_token_ms: Some(first_token_ms),
+                answer: String::new(),
+            }),
+            ..outcome(answerable, None, verified_citations > 0)
+        }
+    }
+
+    #[test]
+    fn generation_metrics_count_verified_citations_and_dropped_sentences() {
+        let mut fallback = outcome(true, None, true);
+        fallback.latency_ms = 50.0;
+        fallback.generation = Some(GenerationOutcome {
+            generated: false,
+            fallback: true,
+            verified_citations: 0,
+            claims: 0,
+            unsupported: 0,
+            first_token_ms: None,
+            answer: String::new(),
+        });
+        let outcomes = [
+            generated(true, 2, 4, 1, 10.0, 100.0),
+            generated(true, 0, 2, 2, 20.0, 200.0),
+            generated(false, 0, 1, 1, 30.0, 300.0),
+            fallback,
+            outcome(true, Some(1), true),
+        ];
+        let generation = report(&outcomes, &[])
+            .generation
+            .expect("a generation report");
+        assert_eq!((generation.generated, generation.fallbacks), (3, 1));
+        assert!((generation.answerable_with_verified_citation - 1.0 / 3.0).abs() < 1e-9);
+        assert!((generation.generated_with_verified_citation - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(generation.sentences, 7);
+        assert!((generation.unsupported_sentence_share - 4.0 / 7.0).abs() < 1e-9);
+        assert_eq!(generation.first_token_ms_p50, 20.0);
+        assert_eq!(generation.end_ms_p50, 200.0);
+        assert_eq!(generation.end_ms_p95, 300.0);
+
+        assert!(
+            report(&[outcome(true, Some(1), true)], &[])
+                .generation
+                .is_none()
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Data flow: `hikitsugi_ingest` turns files into chunks; [`index`] embeds ([`embed`]) and
 //! stores ([`store`]) them; [`retrieve`] finds passages inside a caller's [`access`] scope;
-//! [`answer`] builds cited answers; [`service`] runs these for the [`api`] and the CLI.
+//! [`answer`] builds cited answers, [`generate`] has a language model write them and verifies
+//! their citations; [`service`] runs these for the [`api`] and the CLI.
 
 pub mod access;
 pub mod answer;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod eval;
+pub mod generate;
 pub mod index;
 pub mod migrate;
 pub mod retrieve;

@@ -11,6 +11,7 @@ use crate::access::{Principal, Role, Scope};
 use crate::answer::{Answer, extractive_answer};
 use crate::config::Config;
 use crate::embed::Encoders;
+use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
 use crate::index::{IndexError, version_of, write_documents};
 use crate::retrieve::{RetrieveError, retrieve};
 use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoreError, StoreWrite};
@@ -21,6 +22,8 @@ pub struct Service {
     pub config: Arc<Config>,
     pub store: Arc<dyn StoreWrite>,
     pub encoders: Arc<Encoders>,
+    /// The language model that writes answers; `None` answers extractively.
+    pub generator: Option<Arc<Generator>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +132,50 @@ impl Service {
         let searched = self
             .search(scope, &question, top_k, SearchFilters::default())
             .await?;
-        let answer = extractive_answer(&question, searched.result, &self.config.answer);
+        let answer = match &self.generator {
+            Some(generator) => {
+                generator
+                    .answer(&question, searched.result, &self.config.answer)
+                    .await
+            }
+            None => extractive_answer(&question, searched.result, &self.config.answer),
+        };
+        record_answer(&answer);
         Ok(Searched {
             result: answer,
             took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// [`Service::ask`] as events: the passages, the model's text as it comes (when a model is
+    /// configured), then the final answer. Invalid requests and retrieval failures are errors
+    /// before any event; after that, every failure ends in an extractive final answer. Dropping
+    /// the stream cancels the generation.
+    pub async fn ask_stream(
+        &self,
+        scope: Scope,
+        question: &str,
+        top_k: Option<usize>,
+    ) -> Result<impl futures_util::Stream<Item = AskEvent> + Send + 'static, ServiceError> {
+        let question = self.checked_query(question, "質問")?;
+        let searched = self
+            .search(scope, &question, top_k, SearchFilters::default())
+            .await?;
+        let answer_config = self.config.answer;
+        Ok(match &self.generator {
+            Some(generator) => futures_util::future::Either::Left(generator.clone().answer_stream(
+                question,
+                searched.result,
+                answer_config,
+            )),
+            None => {
+                let answer = extractive_answer(&question, searched.result.clone(), &answer_config);
+                record_answer(&answer);
+                futures_util::future::Either::Right(futures_util::stream::iter([
+                    AskEvent::Passages(searched.result),
+                    AskEvent::Answer(answer),
+                ]))
+            }
         })
     }
 
@@ -256,11 +299,15 @@ pub enum OpenError {
     Sparse(#[from] crate::embed::SparseEncoderError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
 }
 
 impl Service {
     /// Loads the model and opens the store the configuration names.
     pub fn open(config: Config) -> Result<Self, OpenError> {
+        // First, so that a bad prompt template fails before the slow model load.
+        let generator = Generator::from_config(&config.llm)?.map(Arc::new);
         let paths = model_paths(&config)?;
         let dense = crate::embed::DenseEncoder::load(
             &paths,
@@ -277,6 +324,7 @@ impl Service {
             config: Arc::new(config),
             store,
             encoders: Arc::new(encoders),
+            generator,
         })
     }
 }

@@ -33,6 +33,7 @@ mod extract;
 mod handlers;
 mod observe;
 mod openapi;
+mod stream;
 pub mod wire;
 
 pub use openapi::openapi;

@@ -24,6 +24,7 @@ use super::handlers;
         handlers::metrics,
         handlers::openapi_json,
     ),
+    components(schemas(super::wire::StreamPassages, super::wire::StreamDelta)),
     modifiers(&Security),
     tags(
         (name = "search", description = "Passages and cited answers"),

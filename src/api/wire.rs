@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, AnswerMode};
+use crate::generate::{Action, CheckedSentence, Verdict, Verification};
 use crate::service::{Searched, UploadMetadata};
 use crate::store::{DocumentMeta, ScoredChunk, SearchFilters};
 
@@ -104,6 +105,11 @@ pub struct AskRequest {
     pub question: String,
     /// How many passages the answer may draw on.
     pub top_k: Option<usize>,
+    /// Answer as server-sent events (`text/event-stream`) instead of one JSON body: a
+    /// `passages` event, `delta` events with the model's raw text, then an `answer` event with
+    /// the verified answer (an `AskResponse`). Only the `answer` event is verified.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 /// An answer built only from passages the caller may read.
@@ -112,11 +118,128 @@ pub struct AskResponse {
     /// False when the passages do not answer the question; `answer` then says so and
     /// `citations` lists the closest passages.
     pub found: bool,
-    /// Sentences from the passages, each followed by `[n]`, the number of its citation.
+    /// Sentences, each followed by `[n]`, the number of its citation: taken from the passages
+    /// (`extractive`) or written by the language model and verified (`generated`).
     pub answer: String,
+    /// When found: exactly the passages the answer cites. When not: the closest passages.
     pub citations: Vec<Citation>,
+    pub mode: Mode,
+    /// How each sentence of a generated answer was checked; absent for extractive answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationReport>,
+    /// For people, in Japanese: why the answer is extractive although a model is configured,
+    /// or which generated sentences were removed or marked.
+    pub warnings: Vec<String>,
     /// Server-side time, in milliseconds.
     pub took_ms: u64,
+}
+
+/// How the answer's text was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Written by the language model from the passages, each sentence verified.
+    Generated,
+    /// Sentences of the passages (no model configured, evidence too weak to ask it, or a
+    /// fallback after the model failed: see `warnings`).
+    Extractive,
+}
+
+impl From<AnswerMode> for Mode {
+    fn from(mode: AnswerMode) -> Self {
+        match mode {
+            AnswerMode::Generated => Self::Generated,
+            AnswerMode::Extractive => Self::Extractive,
+        }
+    }
+}
+
+/// The check of a generated answer against its passages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationReport {
+    /// Every sentence the model wrote, in order, with its verdict.
+    pub sentences: Vec<SentenceCheck>,
+    /// Citation numbers the model wrote that pointed to no passage; removed.
+    pub invalid_markers: Vec<usize>,
+    /// Sentences removed from the answer.
+    pub dropped: usize,
+    /// Sentences kept with the mark 〔資料で確認できない記述〕.
+    pub marked: usize,
+    /// The share of a sentence's content its passage had to contain.
+    pub min_support: f32,
+}
+
+/// One sentence of the model's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentenceCheck {
+    /// The sentence without citation markers.
+    pub text: String,
+    pub verdict: SentenceVerdict,
+    pub action: SentenceAction,
+    /// The citation numbers (of this response's `citations`) the sentence carries in `answer`.
+    pub citations: Vec<usize>,
+    /// Best share of the sentence's content found in a passage it was checked against, 0–1.
+    pub support: f32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceVerdict {
+    /// A passage it cites supports it.
+    Supported,
+    /// It cited nothing, but one passage supports it; that passage is cited.
+    Attributed,
+    /// No passage supports it.
+    Unsupported,
+    /// The model said the documents do not answer.
+    NotInDocuments,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceAction {
+    Kept,
+    Dropped,
+    Marked,
+}
+
+impl From<Verification> for VerificationReport {
+    fn from(verification: Verification) -> Self {
+        let dropped = verification.count(Action::Dropped);
+        let marked = verification.count(Action::Marked);
+        Self {
+            sentences: verification
+                .sentences
+                .into_iter()
+                .map(SentenceCheck::from)
+                .collect(),
+            invalid_markers: verification.invalid_markers,
+            dropped,
+            marked,
+            min_support: verification.min_support,
+        }
+    }
+}
+
+impl From<CheckedSentence> for SentenceCheck {
+    fn from(sentence: CheckedSentence) -> Self {
+        Self {
+            citations: sentence.citations,
+            text: sentence.text,
+            verdict: match sentence.verdict {
+                Verdict::Supported => SentenceVerdict::Supported,
+                Verdict::Attributed => SentenceVerdict::Attributed,
+                Verdict::Unsupported => SentenceVerdict::Unsupported,
+                Verdict::NotInDocuments => SentenceVerdict::NotInDocuments,
+            },
+            action: match sentence.action {
+                Action::Kept => SentenceAction::Kept,
+                Action::Dropped => SentenceAction::Dropped,
+                Action::Marked => SentenceAction::Marked,
+            },
+            support: sentence.support,
+        }
+    }
 }
 
 /// A passage an answer cites as `[n]`.
@@ -152,6 +275,7 @@ impl Citation {
 impl From<Searched<Answer>> for AskResponse {
     fn from(searched: Searched<Answer>) -> Self {
         let answer = searched.result;
+        let verification = answer.verification.map(VerificationReport::from);
         Self {
             found: answer.found,
             answer: answer.text,
@@ -161,9 +285,37 @@ impl From<Searched<Answer>> for AskResponse {
                 .enumerate()
                 .map(|(index, scored)| Citation::numbered(index + 1, scored))
                 .collect(),
+            mode: answer.mode.into(),
+            verification,
+            warnings: answer.warnings,
             took_ms: searched.took_ms,
         }
     }
+}
+
+/// The `passages` event of a streamed answer: what the model was given, numbered as the
+/// `delta` events' raw `[n]` refer to them. The final `answer` event renumbers its citations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamPassages {
+    pub passages: Vec<Citation>,
+}
+
+impl From<Vec<ScoredChunk>> for StreamPassages {
+    fn from(passages: Vec<ScoredChunk>) -> Self {
+        Self {
+            passages: passages
+                .into_iter()
+                .enumerate()
+                .map(|(index, scored)| Citation::numbered(index + 1, scored))
+                .collect(),
+        }
+    }
+}
+
+/// A `delta` event of a streamed answer: raw model text, not verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamDelta {
+    pub text: String,
 }
 
 /// `GET /v1/documents`: the documents the caller may read, ordered by id.
