@@ -117,6 +117,7 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
         config: Arc::new(config),
         store: qdrant.clone(),
         encoders: edge.encoders.clone(),
+        generator: None,
     };
 
     let mut compared = 0;

@@ -91,9 +91,12 @@ impl Default for LlmConfig {
 }
 
 impl LlmConfig {
-    /// Whether answers are generated.
+    /// Whether answers are generated: `base_url` is set and not empty (an empty value, as a
+    /// deployment's environment may leave it, means off).
     pub fn is_enabled(&self) -> bool {
-        self.base_url.is_some()
+        self.base_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty())
     }
 
     /// The API key: `api_key`, else the variable `api_key_env` names (unset or empty: none).
@@ -108,7 +111,7 @@ impl LlmConfig {
 
     pub(super) fn validate(&self, request_timeout_ms: u64) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(format!("llm: {message}")));
-        let Some(base_url) = &self.base_url else {
+        let Some(base_url) = self.base_url.as_deref().filter(|_| self.is_enabled()) else {
             return Ok(());
         };
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {

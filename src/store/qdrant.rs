@@ -44,6 +44,7 @@ use super::{
     StoreError, StoreRead, StoreStatus, StoreWrite,
 };
 use crate::access::Scope;
+use crate::config::ApiKey;
 
 /// Points per scroll request.
 const SCROLL_PAGE: u32 = 1024;
@@ -51,13 +52,15 @@ const SCROLL_PAGE: u32 = 1024;
 const CLIENT_VERSION: (u64, u64) = (1, 18);
 
 /// How to reach the server and how to create the collection (`[storage.qdrant]`).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QdrantOptions {
     /// gRPC endpoint (port 6334 by default).
     pub url: String,
     /// Sent as `api-key`; set it through `HIKITSUGI_STORAGE__QDRANT__API_KEY`, not in a file.
-    pub api_key: Option<String>,
+    /// Never serialised or printed; empty means none.
+    #[serde(skip_serializing)]
+    pub api_key: Option<ApiKey>,
     pub collection: String,
     /// Per request; a search or a batch that takes longer fails (after the retries).
     pub timeout_ms: u64,
@@ -91,21 +94,6 @@ impl Default for QdrantOptions {
             on_disk_payload: true,
             on_disk_vectors: false,
         }
-    }
-}
-
-impl std::fmt::Debug for QdrantOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantOptions")
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("collection", &self.collection)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("retries", &self.retries)
-            .field("batch_size", &self.batch_size)
-            .field("shard_number", &self.shard_number)
-            .field("replication_factor", &self.replication_factor)
-            .finish_non_exhaustive()
     }
 }
 
@@ -168,7 +156,13 @@ impl QdrantStore {
             .build()
             .map_err(|e| open_error(format!("cannot start the client runtime: {e}")))?;
         let client = Qdrant::from_url(&options.url)
-            .api_key(options.api_key.clone())
+            .api_key(
+                options
+                    .api_key
+                    .as_ref()
+                    .map(|key| key.expose().to_owned())
+                    .filter(|key| !key.trim().is_empty()),
+            )
             .timeout(Duration::from_millis(options.timeout_ms))
             .connect_timeout(Duration::from_millis(options.connect_timeout_ms))
             .skip_compatibility_check()
@@ -999,7 +993,7 @@ mod tests {
     #[test]
     fn the_api_key_is_never_printed() {
         let options = QdrantOptions {
-            api_key: Some("secret-key".to_owned()),
+            api_key: Some(ApiKey::new("secret-key")),
             ..QdrantOptions::default()
         };
         assert!(!format!("{options:?}").contains("secret-key"));
