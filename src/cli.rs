@@ -17,7 +17,7 @@ use crate::index::{
 };
 use crate::migrate::StoreLocation;
 use crate::service::Service;
-use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreWrite};
+use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreRead, StoreWrite};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -312,7 +312,7 @@ fn migrate(
     if source_name == target_name {
         bail!("--from and --to name the same store");
     }
-    let source: Box<dyn StoreWrite> = match from {
+    let source: Box<dyn StoreRead> = match from {
         StoreLocation::Edge(dir) => Box::new(EdgeStore::open_existing(dir)?),
         StoreLocation::Qdrant(url) => Box::new(QdrantStore::connect_existing(&qdrant_at(url))?),
     };

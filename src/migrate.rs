@@ -132,7 +132,7 @@ fn state_error(action: &'static str, path: &Path, error: impl fmt::Display) -> M
 /// document version. `progress` is called after each batch with (points copied so far, total).
 /// The state file is removed when the migration is verified.
 pub fn migrate(
-    source: (&dyn StoreWrite, &str),
+    source: (&dyn StoreRead, &str),
     target: (&dyn StoreWrite, &str),
     state_path: &Path,
     batch_size: usize,
