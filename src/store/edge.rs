@@ -38,8 +38,8 @@ use uuid::Uuid;
 
 use super::points::{
     BIGRAM, BM25, CHUNK_BODY_FIELDS, ChunkPayload, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
-    canonical_sparse, fusion_weights, invalid, keep_newest_versions, newest_documents, point_id,
-    validate_chunks, validate_dense, versions_by_document,
+    canonical_sparse, collect_pages, fusion_weights, invalid, keep_newest_versions,
+    newest_documents, point_id, validate_chunks, validate_dense, versions_by_document,
 };
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
@@ -256,22 +256,15 @@ impl EdgeStore {
         filter: Filter,
         with_payload: WithPayloadInterface,
     ) -> Result<Vec<qdrant_edge::Record>> {
-        let mut records = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self.scroll_page(
+        collect_pages(|offset| {
+            self.scroll_page(
                 Some(filter.clone()),
                 with_payload.clone(),
                 false,
                 offset,
                 SCROLL_PAGE,
-            )?;
-            records.extend(page);
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(records),
-            }
-        }
+            )
+        })
     }
 
     /// The first chunk of every version matching `filter`, as document metadata.

@@ -220,6 +220,23 @@ pub fn versions_by_document(first_chunks: Vec<DocumentMeta>) -> BTreeMap<String,
         .collect()
 }
 
+/// Every item of a paged listing: `fetch(cursor)` returns one page and the next page's cursor
+/// (`None` after the last page), starting from `None`.
+pub fn collect_pages<T, C>(
+    mut fetch: impl FnMut(Option<C>) -> Result<(Vec<T>, Option<C>)>,
+) -> Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = fetch(cursor)?;
+        items.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// A document's chunks must be non-empty, with unique ordinals including 0.
 pub fn validate_chunks(document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
     if chunks.is_empty() {

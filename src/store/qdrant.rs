@@ -36,8 +36,8 @@ use uuid::Uuid;
 
 use super::points::{
     BIGRAM, BM25, CHUNK_BODY_FIELDS, ChunkPayload, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
-    canonical_sparse, fusion_weights, invalid, keep_newest_versions, newest_documents, point_id,
-    validate_chunks, validate_dense, versions_by_document,
+    canonical_sparse, collect_pages, fusion_weights, invalid, keep_newest_versions,
+    newest_documents, point_id, validate_chunks, validate_dense, versions_by_document,
 };
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
@@ -572,22 +572,15 @@ impl QdrantStore {
         filter: Filter,
         payload: ::qdrant_client::qdrant::with_payload_selector::SelectorOptions,
     ) -> Result<Vec<RetrievedPoint>> {
-        let mut points = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self.scroll_page(
+        collect_pages(|offset| {
+            self.scroll_page(
                 Some(filter.clone()),
                 payload.clone(),
                 false,
                 offset,
                 SCROLL_PAGE,
-            )?;
-            points.extend(page);
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(points),
-            }
-        }
+            )
+        })
     }
 
     /// The first chunk of every version matching `filter`, as document metadata.
