@@ -37,13 +37,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::points::{
-    BIGRAM, BM25, CHUNK_BODY_FIELDS, ChunkPayload, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
-    canonical_sparse, collect_pages, fusion_weights, invalid, keep_newest_versions,
-    newest_documents, point_id, validate_chunks, validate_dense, versions_by_document,
+    BIGRAM, BM25, CHUNK_BODY_FIELDS, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
+    canonical_sparse, chunk_payload, chunk_record, collect_pages, fusion_weights, invalid,
+    keep_newest_versions, newest_documents, point_id, validate_chunks, validate_dense,
+    versions_by_document,
 };
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
-    StoreError, StoreRead, StoreStatus, StoreWrite,
+    StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
 };
 use crate::access::Scope;
 
@@ -223,7 +224,7 @@ impl EdgeStore {
             (BIGRAM, Vector::from(edge_sparse(&chunk.bigram, BIGRAM)?)),
         ]);
         // `PointStruct::new` panics unless the payload is a JSON object: only objects get there.
-        let payload = Value::Object(ChunkPayload::new(document, chunk).to_json_object()?);
+        let payload = Value::Object(chunk_payload(document, chunk)?);
         let id = point_id(&document.doc_id, &document.version, chunk.ordinal);
         Ok(PointStruct::new(PointId::Uuid(id), vectors, payload).into())
     }
@@ -385,9 +386,9 @@ impl StoreRead for EdgeStore {
             };
             // The scope is applied inside the search (each prefetch's filter) and checked again
             // by the service; not here, so that the store suite tests the filter itself.
-            let payload: ChunkPayload = decode(point.id, payload)?;
+            let stored: StoredChunk = decode(point.id, payload)?;
             results.push(ScoredChunk {
-                chunk: payload.into_stored_chunk(),
+                chunk: stored,
                 score: point.score,
             });
         }
@@ -448,9 +449,9 @@ impl StoreRead for EdgeStore {
         let points = records
             .into_iter()
             .map(|record| {
-                let payload: ChunkPayload = decode(record.id, record.payload)?;
+                let stored: StoredChunk = decode(record.id, record.payload)?;
                 let (dense, bm25, bigram) = edge_vectors(record.id, record.vector)?;
-                Ok(payload.into_record(dense, bm25, bigram))
+                Ok(chunk_record(stored, dense, bm25, bigram))
             })
             .collect::<Result<Vec<_>>>()?;
         let next = match next {

@@ -68,9 +68,11 @@ pub struct ChunkRecord {
     pub bigram: SparseVector,
 }
 
-/// A chunk found by a search, with its document's metadata.
+/// A chunk found by a search, with its document's metadata. Serialised, it is a point's payload
+/// in every backend (the document's fields flattened into it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredChunk {
+    #[serde(flatten)]
     pub document: DocumentMeta,
     pub ordinal: u32,
     pub text: String,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
@@ -38,77 +38,49 @@ pub fn point_id(doc_id: &str, version: &str, ordinal: u32) -> Uuid {
     Uuid::new_v5(&POINT_ID_NAMESPACE, name.as_bytes())
 }
 
-/// The payload of a point: the document's metadata, flattened, and the chunk's fields.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChunkPayload {
-    #[serde(flatten)]
-    pub document: DocumentMeta,
-    pub ordinal: u32,
-    pub text: String,
-    pub heading_path: Vec<String>,
-    pub page_start: u32,
-    pub page_end: u32,
-    pub char_start: u32,
-    pub char_end: u32,
+/// The payload of a chunk's point: the chunk as a [`StoredChunk`] (its document's fields
+/// flattened into it), as a JSON object, which is what both engines store.
+pub fn chunk_payload(
+    document: &DocumentMeta,
+    chunk: &ChunkRecord,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let stored = StoredChunk {
+        document: document.clone(),
+        ordinal: chunk.ordinal,
+        text: chunk.text.clone(),
+        heading_path: chunk.heading_path.clone(),
+        page_start: chunk.page_start,
+        page_end: chunk.page_end,
+        char_start: chunk.char_start,
+        char_end: chunk.char_end,
+    };
+    match serde_json::to_value(stored) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(other) => Err(invalid(format!("payload is not a JSON object: {other}"))),
+        Err(e) => Err(invalid(format!("payload cannot be serialised: {e}"))),
+    }
 }
 
-impl ChunkPayload {
-    pub fn new(document: &DocumentMeta, chunk: &ChunkRecord) -> Self {
-        Self {
-            document: document.clone(),
-            ordinal: chunk.ordinal,
-            text: chunk.text.clone(),
-            heading_path: chunk.heading_path.clone(),
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
-            char_start: chunk.char_start,
-            char_end: chunk.char_end,
-        }
-    }
-
-    /// The payload as a JSON object (what both engines store).
-    pub fn to_json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(object)) => Ok(object),
-            Ok(other) => Err(invalid(format!("payload is not a JSON object: {other}"))),
-            Err(e) => Err(invalid(format!("payload cannot be serialised: {e}"))),
-        }
-    }
-
-    pub fn into_stored_chunk(self) -> StoredChunk {
-        StoredChunk {
-            document: self.document,
-            ordinal: self.ordinal,
-            text: self.text,
-            heading_path: self.heading_path,
-            page_start: self.page_start,
-            page_end: self.page_end,
-            char_start: self.char_start,
-            char_end: self.char_end,
-        }
-    }
-
-    /// The chunk record, given the vectors read back from the store.
-    pub fn into_record(
-        self,
-        dense: Vec<f32>,
-        bm25: SparseVector,
-        bigram: SparseVector,
-    ) -> (DocumentMeta, ChunkRecord) {
-        let record = ChunkRecord {
-            ordinal: self.ordinal,
-            text: self.text,
-            heading_path: self.heading_path,
-            page_start: self.page_start,
-            page_end: self.page_end,
-            char_start: self.char_start,
-            char_end: self.char_end,
-            dense,
-            bm25,
-            bigram,
-        };
-        (self.document, record)
-    }
+/// The chunk record of a stored chunk, given the vectors read back from the store.
+pub fn chunk_record(
+    stored: StoredChunk,
+    dense: Vec<f32>,
+    bm25: SparseVector,
+    bigram: SparseVector,
+) -> (DocumentMeta, ChunkRecord) {
+    let record = ChunkRecord {
+        ordinal: stored.ordinal,
+        text: stored.text,
+        heading_path: stored.heading_path,
+        page_start: stored.page_start,
+        page_end: stored.page_end,
+        char_start: stored.char_start,
+        char_end: stored.char_end,
+        dense,
+        bm25,
+        bigram,
+    };
+    (stored.document, record)
 }
 
 /// The two payload fields that identify a document version (for counting chunks per version).

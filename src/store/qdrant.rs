@@ -35,13 +35,14 @@ use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 use super::points::{
-    BIGRAM, BM25, CHUNK_BODY_FIELDS, ChunkPayload, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
-    canonical_sparse, collect_pages, fusion_weights, invalid, keep_newest_versions,
-    newest_documents, point_id, validate_chunks, validate_dense, versions_by_document,
+    BIGRAM, BM25, CHUNK_BODY_FIELDS, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
+    canonical_sparse, chunk_payload, chunk_record, collect_pages, fusion_weights, invalid,
+    keep_newest_versions, newest_documents, point_id, validate_chunks, validate_dense,
+    versions_by_document,
 };
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
-    StoreError, StoreRead, StoreStatus, StoreWrite,
+    StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
 };
 use crate::access::Scope;
 use crate::config::ApiKey;
@@ -507,7 +508,7 @@ impl QdrantStore {
                 ::qdrant_client::qdrant::Vector::new_sparse(bigram.indices, bigram.values),
             ),
         ]);
-        let payload = Payload::from(ChunkPayload::new(document, chunk).to_json_object()?);
+        let payload = Payload::from(chunk_payload(document, chunk)?);
         let id = point_id(&document.doc_id, &document.version, chunk.ordinal);
         Ok(PointStruct::new(id.to_string(), vectors, payload))
     }
@@ -680,9 +681,9 @@ impl StoreRead for QdrantStore {
             let Some(payload) = payloads.remove(&id) else {
                 continue;
             };
-            let payload: ChunkPayload = decode(Some(id.to_string().into()), payload)?;
+            let stored: StoredChunk = decode(Some(id.to_string().into()), payload)?;
             results.push(ScoredChunk {
-                chunk: payload.into_stored_chunk(),
+                chunk: stored,
                 score,
             });
         }
@@ -747,9 +748,9 @@ impl StoreRead for QdrantStore {
             .into_iter()
             .map(|point| {
                 let id = point.id.clone();
-                let payload: ChunkPayload = decode(point.id, point.payload)?;
+                let stored: StoredChunk = decode(point.id, point.payload)?;
                 let (dense, bm25, bigram) = server_vectors(id, point.vectors)?;
-                Ok(payload.into_record(dense, bm25, bigram))
+                Ok(chunk_record(stored, dense, bm25, bigram))
             })
             .collect::<Result<Vec<_>>>()?;
         let next = next.map(|id| uuid_of(Some(id))).transpose()?;
