@@ -18,7 +18,7 @@ use crate::store::{ChunkRecord, DocumentMeta, StoreError, StoreWrite};
 
 /// Bump when extraction, normalisation or chunking change what a document becomes, so that
 /// every document is re-ingested.
-const PIPELINE_VERSION: &str = "1";
+const PIPELINE_VERSION: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

@@ -51,6 +51,8 @@ pub fn normalize_pages(raw_pages: &[String], markdown: bool) -> Vec<String> {
 
 /// Collapses whitespace runs (tabs survive: they separate table cells), removes the spaces that
 /// extraction puts between Japanese and Latin letters or digits, and drops control characters.
+/// The space after a line's leading section number (「１ 令和６年度の取組」) is kept: it is what
+/// makes the line a heading.
 fn clean_line(line: &str) -> String {
     let mut collapsed = String::with_capacity(line.len());
     let mut pending_space = false;
@@ -65,7 +67,9 @@ fn clean_line(line: &str) -> String {
         } else {
             if pending_space {
                 let previous = collapsed.chars().next_back();
-                if !previous.is_some_and(|previous| space_is_extraction_artifact(previous, ch)) {
+                let artifact =
+                    previous.is_some_and(|previous| space_is_extraction_artifact(previous, ch));
+                if !artifact || is_section_number(&collapsed) {
                     collapsed.push(' ');
                 }
                 pending_space = false;
@@ -74,6 +78,11 @@ fn clean_line(line: &str) -> String {
         }
     }
     collapsed
+}
+
+/// One or two ASCII digits: what precedes the space of a "number space title" heading.
+fn is_section_number(text: &str) -> bool {
+    (1..=2).contains(&text.len()) && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 fn space_is_extraction_artifact(before: char, after: char) -> bool {
@@ -282,6 +291,16 @@ mod tests {
             normalize_one("Google Workspace を導入"),
             "Google Workspaceを導入"
         );
+    }
+
+    #[test]
+    fn keeps_the_space_after_a_leading_section_number() {
+        assert_eq!(
+            normalize_one("１　令和６年度の取組の総括"),
+            "1 令和6年度の取組の総括"
+        );
+        assert_eq!(normalize_one("11 名が参加した。"), "11 名が参加した。");
+        assert_eq!(normalize_one("2025 年度に 11 名"), "2025年度に11名");
     }
 
     #[test]

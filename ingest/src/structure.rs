@@ -1,7 +1,8 @@
 //! Headings as these documents write them, and the heading path of every line.
 //!
-//! Each numbering style has a fixed rank ("別添 3-1" above "第1章" above "1." above "（1）"
-//! above "1）" above "①"); a heading closes every open heading of the same or a lower rank.
+//! Each numbering style has a fixed rank ("別添 3-1" above "第1章" above "1." above "1 総則"
+//! above "（1）" above "1）" above "①"); a heading closes every open heading of the same or a
+//! lower rank.
 //! Markdown documents use their `#` levels instead.
 
 /// A heading found on a line.
@@ -30,12 +31,14 @@ pub fn detect_heading(line: &str) -> Option<Heading> {
         1
     } else if strip_number_dot(line).is_some() {
         2
-    } else if strip_paren_number(line).is_some() || is_square(line) || is_bracketed(line) {
+    } else if strip_number_space(line).is_some() {
         3
-    } else if strip_half_paren_number(line).is_some() {
+    } else if strip_paren_number(line).is_some() || is_square(line) || is_bracketed(line) {
         4
-    } else if starts_circled_number(line) {
+    } else if strip_half_paren_number(line).is_some() {
         5
+    } else if starts_circled_number(line) {
+        6
     } else {
         return None;
     };
@@ -136,6 +139,25 @@ fn strip_number_dot(line: &str) -> Option<&str> {
     (next == ' ' || crate::normalize::is_japanese(next)).then(|| rest.trim_start())
 }
 
+/// The longest title a "number space title" heading has: longer lines starting with a number are
+/// more likely a wrapped sentence.
+const MAX_NUMBER_SPACE_TITLE_CHARS: usize = 40;
+
+/// "1 総則" → Some("総則"): one or two digits, one space, then Japanese text that reads as a title
+/// (short, no sentence punctuation), so that a wrapped line such as "10 市町が参加し、" is not one.
+fn strip_number_space(line: &str) -> Option<&str> {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 2 {
+        return None;
+    }
+    let title = line[digits..].strip_prefix(' ')?;
+    let reads_as_title = title.chars().next().is_some_and(crate::normalize::is_japanese)
+        && title.chars().count() <= MAX_NUMBER_SPACE_TITLE_CHARS
+        && !title.contains(['。', '、', ','])
+        && !title.ends_with(['が', 'を', 'に', 'は', 'で', 'と', 'の']);
+    reads_as_title.then_some(title)
+}
+
 /// "(1)…", "(2-1)…" (full-width parentheses are ASCII after NFKC).
 fn strip_paren_number(line: &str) -> Option<&str> {
     let rest = line.strip_prefix('(')?;
@@ -212,12 +234,14 @@ mod tests {
         assert_eq!(rank("別添3 希望する伴走支援"), Some(0));
         assert_eq!(rank("第1章 計画策定の背景"), Some(1));
         assert_eq!(rank("1. 申請主体"), Some(2));
-        assert_eq!(rank("(1)応募時点の課題"), Some(3));
-        assert_eq!(rank("(2-1) 地域DX推進体制の構築支援"), Some(3));
-        assert_eq!(rank("■ 設計方針"), Some(3));
-        assert_eq!(rank("〔取組実績〕"), Some(3));
-        assert_eq!(rank("1)【地域課題】"), Some(4));
-        assert_eq!(rank("①設置イメージ"), Some(5));
+        assert_eq!(rank("1 令和6年度の取組の総括"), Some(3));
+        assert_eq!(rank("12 附則"), Some(3));
+        assert_eq!(rank("(1)応募時点の課題"), Some(4));
+        assert_eq!(rank("(2-1) 地域DX推進体制の構築支援"), Some(4));
+        assert_eq!(rank("■ 設計方針"), Some(4));
+        assert_eq!(rank("〔取組実績〕"), Some(4));
+        assert_eq!(rank("1)【地域課題】"), Some(5));
+        assert_eq!(rank("①設置イメージ"), Some(6));
     }
 
     #[test]
@@ -229,6 +253,11 @@ mod tests {
         assert_eq!(rank("1.5倍に増加"), None);
         assert_eq!(rank("2025.02"), None);
         assert_eq!(rank("1. 地域社会DX概論\t3"), None);
+        assert_eq!(rank("10 市町が参加し、県と意見を交換した"), None);
+        assert_eq!(rank("10 市町の担当者が"), None, "a wrapped line ending in a particle");
+        assert_eq!(rank("1令和6年度"), None, "no space: a number glued to text");
+        assert_eq!(rank("2025 年度"), None);
+        assert_eq!(rank("3 DX"), None, "the title must start with Japanese text");
         assert_eq!(rank("本事例集の位置づけ"), None);
     }
 
