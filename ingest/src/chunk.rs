@@ -319,16 +319,23 @@ fn overlap_start(text: &str, start: usize, end: usize, budget: usize) -> Option<
 const HEADING_ONLY_CHARS: usize = 60;
 
 /// Packs neighbouring whole sections under the same top-level heading into one chunk while
-/// they fit, and puts a unit that is only a heading in front of what follows it. The packed
-/// chunk's heading path is what its parts have in common.
+/// they fit, puts a section that is only a heading in front of what follows it, and puts the
+/// short last piece of a split section (the end of a long line cut mid-word, say) back with the
+/// piece before it rather than in front of the next section. The packed chunk's heading path is
+/// what its parts have in common.
 fn pack_units(text: &str, units: Vec<Unit>, max_chars: usize) -> Vec<Unit> {
     let mut packed: Vec<Unit> = Vec::with_capacity(units.len());
     for unit in units {
         if let Some(last) = packed.last_mut() {
             let same_top = last.path.first() == unit.path.first();
-            let last_chars = text[last.start..last.end].chars().count();
-            let packable =
-                (last.whole_section && unit.whole_section) || last_chars < HEADING_ONLY_CHARS;
+            let is_short =
+                |unit: &Unit| text[unit.start..unit.end].chars().count() < HEADING_ONLY_CHARS;
+            let heading_only = last.whole_section && is_short(last);
+            let split_tail = !last.whole_section
+                && !unit.whole_section
+                && is_short(&unit)
+                && last.path == unit.path;
+            let packable = (last.whole_section && unit.whole_section) || heading_only || split_tail;
             if packable && same_top && text[last.start..unit.end].chars().count() <= max_chars {
                 let common = last
                     .path

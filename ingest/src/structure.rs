@@ -144,16 +144,21 @@ fn strip_number_dot(line: &str) -> Option<&str> {
 const MAX_NUMBER_SPACE_TITLE_CHARS: usize = 40;
 
 /// "1 総則" → Some("総則"): one or two digits, one space, then Japanese text that reads as a title
-/// (short, no sentence punctuation), so that a wrapped line such as "10 市町が参加し、" is not one.
+/// (short, no sentence punctuation, no parenthesis closed that it did not open), so that a wrapped
+/// line such as "10 市町が参加し、" is not one.
 fn strip_number_space(line: &str) -> Option<&str> {
     let digits = line.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 || digits > 2 {
         return None;
     }
     let title = line[digits..].strip_prefix(' ')?;
-    let reads_as_title = title.chars().next().is_some_and(crate::normalize::is_japanese)
+    let reads_as_title = title
+        .chars()
+        .next()
+        .is_some_and(crate::normalize::is_japanese)
         && title.chars().count() <= MAX_NUMBER_SPACE_TITLE_CHARS
         && !title.contains(['。', '、', ','])
+        && title.matches('(').count() >= title.matches(')').count()
         && !title.ends_with(['が', 'を', 'に', 'は', 'で', 'と', 'の']);
     reads_as_title.then_some(title)
 }
@@ -254,10 +259,23 @@ mod tests {
         assert_eq!(rank("2025.02"), None);
         assert_eq!(rank("1. 地域社会DX概論\t3"), None);
         assert_eq!(rank("10 市町が参加し、県と意見を交換した"), None);
-        assert_eq!(rank("10 市町の担当者が"), None, "a wrapped line ending in a particle");
+        assert_eq!(
+            rank("10 市町の担当者が"),
+            None,
+            "a wrapped line ending in a particle"
+        );
+        assert_eq!(
+            rank("23 条の2の 15 の2第3項関係)"),
+            None,
+            "a wrapped line closing a parenthesis"
+        );
         assert_eq!(rank("1令和6年度"), None, "no space: a number glued to text");
         assert_eq!(rank("2025 年度"), None);
-        assert_eq!(rank("3 DX"), None, "the title must start with Japanese text");
+        assert_eq!(
+            rank("3 DX"),
+            None,
+            "the title must start with Japanese text"
+        );
         assert_eq!(rank("本事例集の位置づけ"), None);
     }
 

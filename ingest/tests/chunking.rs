@@ -247,6 +247,50 @@ fn markdown_headings_become_the_heading_path() {
     assert_eq!(with_body[0].heading_path, vec!["事業報告", "成果"]);
 }
 
+#[test]
+fn numbered_sections_and_the_end_of_a_cut_line_keep_their_own_headings() {
+    // A line with no sentence end, longer than a chunk, is cut mid-word; its short end belongs
+    // to its own section, not in front of the next section under the same top heading.
+    // 「１　総則」-style headings count as headings.
+    let long_line = "➢地域社会DX推進体制の構築".repeat(60);
+    let text = format!(
+        "２．推進におけるポイント\n\n１　リファレンスモデル\n\n{long_line}\n\n２　地方公共団体内の体制構築\n\n庁内原課から1名ずつリーダーを選出する。\n"
+    );
+    let document = parse_document(
+        "model.txt",
+        text.as_bytes(),
+        metadata(),
+        &ChunkOptions::default(),
+    )
+    .unwrap();
+    let with_leaders: Vec<&Chunk> = document
+        .chunks
+        .iter()
+        .filter(|chunk| chunk.text.contains("リーダーを選出"))
+        .collect();
+    assert_eq!(with_leaders.len(), 1);
+    assert_eq!(
+        with_leaders[0].heading_path.last().map(String::as_str),
+        Some("2 地方公共団体内の体制構築")
+    );
+    assert!(
+        with_leaders[0]
+            .text
+            .starts_with("2 地方公共団体内の体制構築"),
+        "{:?}",
+        with_leaders[0].text
+    );
+    for chunk in &document.chunks {
+        if chunk.text.contains("➢") {
+            assert_eq!(
+                chunk.heading_path.last().map(String::as_str),
+                Some("1 リファレンスモデル"),
+                "{chunk:?}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
