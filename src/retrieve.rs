@@ -1,6 +1,9 @@
 //! From a question to the passages the caller may read: hybrid search inside the caller's scope.
 
+use std::sync::LazyLock;
+
 use hikitsugi_ingest::normalize_chars;
+use regex::Regex;
 
 use crate::access::Scope;
 use crate::config::RetrievalConfig;
@@ -26,6 +29,32 @@ pub fn normalize_query(query: &str) -> String {
         .join(" ")
 }
 
+/// The text a query's lexical vectors are made of: the query, followed by the other way of
+/// writing each era year it names. Japanese public-sector documents write the same year as
+/// 「令和7年度」 and as 「R7」 (平成 as 「H30」), often both in one document, so a question in
+/// either form should match passages in the other. The dense vector keeps the question as asked.
+pub fn lexical_query(query: &str) -> String {
+    static ERA_NAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(令和|平成)(\d{1,2}|元)年").expect("valid regex"));
+    static ERA_LETTER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:^|[^A-Za-z0-9])([RH])(\d{1,2})(?:[^0-9A-Za-z]|$)").expect("valid regex")
+    });
+    let mut variants = Vec::new();
+    for era in ERA_NAME.captures_iter(query) {
+        let letter = if &era[1] == "令和" { 'R' } else { 'H' };
+        let year = if &era[2] == "元" { "1" } else { &era[2] };
+        variants.push(format!("{letter}{year}"));
+    }
+    for era in ERA_LETTER.captures_iter(query) {
+        let name = if &era[1] == "R" { "令和" } else { "平成" };
+        variants.push(format!("{name}{}年", &era[2]));
+    }
+    if variants.is_empty() {
+        return query.to_owned();
+    }
+    format!("{query} {}", variants.join(" "))
+}
+
 /// The best `top_k` passages for `query` inside `scope`, best first.
 pub fn retrieve(
     store: &dyn StoreRead,
@@ -37,7 +66,7 @@ pub fn retrieve(
     filters: SearchFilters,
 ) -> Result<Vec<ScoredChunk>, RetrieveError> {
     let query = normalize_query(query);
-    let vectors = encoders.encode_query(&query)?;
+    let vectors = encoders.encode_query(&query, &lexical_query(&query))?;
     let request = HybridQuery {
         dense: (config.dense_weight > 0.0).then_some(vectors.dense),
         bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
@@ -72,4 +101,23 @@ fn drop_out_of_scope(scope: &Scope, found: Vec<ScoredChunk>) -> Vec<ScoredChunk>
             permitted
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn era_years_are_added_in_their_other_form() {
+        assert_eq!(
+            lexical_query("令和7年度のDX推進ディレクターは何名"),
+            "令和7年度のDX推進ディレクターは何名 R7"
+        );
+        assert_eq!(
+            lexical_query("R6の実績とH30、平成元年"),
+            "R6の実績とH30、平成元年 H1 令和6年 平成30年"
+        );
+        assert_eq!(lexical_query("RPAとR2D2とAR10"), "RPAとR2D2とAR10");
+        assert_eq!(lexical_query("伴走支援の体制"), "伴走支援の体制");
+    }
 }

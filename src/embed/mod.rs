@@ -23,12 +23,13 @@ pub struct TextVectors {
 }
 
 impl Encoders {
-    /// Vectors of a query (already normalised).
-    pub fn encode_query(&self, query: &str) -> Result<TextVectors, EmbedError> {
+    /// Vectors of a query (already normalised): the dense vector of its text, the lexical ones
+    /// of `lexical` (the text with any added wordings).
+    pub fn encode_query(&self, query: &str, lexical: &str) -> Result<TextVectors, EmbedError> {
         Ok(TextVectors {
             dense: self.dense.embed_query(query)?,
-            bm25: self.bm25.encode_query(query),
-            bigram: self.bigram.encode_query(query),
+            bm25: self.bm25.encode_query(lexical),
+            bigram: self.bigram.encode_query(lexical),
         })
     }
 
