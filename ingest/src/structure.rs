@@ -1,8 +1,8 @@
 //! Headings as these documents write them, and the heading path of every line.
 //!
 //! Each numbering style has a fixed rank ("別添 3-1" above "第1章" above "1." above "1 総則"
-//! above "（1）" above "1）" above "①"); a heading closes every open heading of the same or a
-//! lower rank.
+//! above "（1）" and "■" above "1）" and "●" above "①"); a heading closes every open heading of
+//! the same or a lower rank.
 //! Markdown documents use their `#` levels instead.
 
 /// A heading found on a line.
@@ -35,7 +35,7 @@ pub fn detect_heading(line: &str) -> Option<Heading> {
         3
     } else if strip_paren_number(line).is_some() || is_square(line) || is_bracketed(line) {
         4
-    } else if strip_half_paren_number(line).is_some() {
+    } else if strip_half_paren_number(line).is_some() || is_bullet_title(line) {
         5
     } else if starts_circled_number(line) {
         6
@@ -139,9 +139,9 @@ fn strip_number_dot(line: &str) -> Option<&str> {
     (next == ' ' || crate::normalize::is_japanese(next)).then(|| rest.trim_start())
 }
 
-/// The longest title a "number space title" heading has: longer lines starting with a number are
-/// more likely a wrapped sentence.
-const MAX_NUMBER_SPACE_TITLE_CHARS: usize = 40;
+/// The longest title a "number space title" or "●" heading has: longer lines are more likely a
+/// wrapped sentence.
+const MAX_TITLE_CHARS: usize = 40;
 
 /// "1 総則" → Some("総則"): one or two digits, one space, then Japanese text that reads as a title
 /// (short, no sentence punctuation, no parenthesis closed that it did not open), so that a wrapped
@@ -152,15 +152,20 @@ fn strip_number_space(line: &str) -> Option<&str> {
         return None;
     }
     let title = line[digits..].strip_prefix(' ')?;
-    let reads_as_title = title
+    reads_as_title(title).then_some(title)
+}
+
+/// Whether the text after a numbering mark or bullet reads as a title rather than as a sentence
+/// (or a wrapped line) that happens to start with one.
+fn reads_as_title(title: &str) -> bool {
+    title
         .chars()
         .next()
         .is_some_and(crate::normalize::is_japanese)
-        && title.chars().count() <= MAX_NUMBER_SPACE_TITLE_CHARS
+        && title.chars().count() <= MAX_TITLE_CHARS
         && !title.contains(['。', '、', ','])
         && title.matches('(').count() >= title.matches(')').count()
-        && !title.ends_with(['が', 'を', 'に', 'は', 'で', 'と', 'の']);
-    reads_as_title.then_some(title)
+        && !title.ends_with(['が', 'を', 'に', 'は', 'で', 'と', 'の'])
 }
 
 /// "(1)…", "(2-1)…" (full-width parentheses are ASCII after NFKC).
@@ -191,6 +196,13 @@ fn strip_half_paren_number(line: &str) -> Option<&str> {
 
 fn starts_circled_number(line: &str) -> bool {
     line.chars().next().is_some_and(|ch| matches!(ch, '\u{2460}'..='\u{2473}' | '\u{3251}'..='\u{325F}' | '\u{32B1}'..='\u{32BF}'))
+}
+
+/// "●近隣自治体における共同でのDX推進" heads the numbered items below it; a "●" line that is a
+/// sentence (with 。 or 、) is a bullet point, not a heading.
+fn is_bullet_title(line: &str) -> bool {
+    line.strip_prefix('●')
+        .is_some_and(|title| reads_as_title(title.trim_start()))
 }
 
 fn is_square(line: &str) -> bool {
@@ -246,6 +258,10 @@ mod tests {
         assert_eq!(rank("■ 設計方針"), Some(4));
         assert_eq!(rank("〔取組実績〕"), Some(4));
         assert_eq!(rank("1)【地域課題】"), Some(5));
+        assert_eq!(
+            rank("●近隣自治体における共同でのDX推進(子育てDX:金武町)"),
+            Some(5)
+        );
         assert_eq!(rank("①設置イメージ"), Some(6));
     }
 
@@ -259,6 +275,10 @@ mod tests {
         assert_eq!(rank("2025.02"), None);
         assert_eq!(rank("1. 地域社会DX概論\t3"), None);
         assert_eq!(rank("10 市町が参加し、県と意見を交換した"), None);
+        assert_eq!(
+            rank("●市町の申し出に応じて県又は民間の人材を派遣し、伴走支援を実施"),
+            None
+        );
         assert_eq!(
             rank("10 市町の担当者が"),
             None,
