@@ -21,6 +21,8 @@ pub struct Config {
     pub model: ModelConfig,
     pub chunking: ChunkingConfig,
     pub retrieval: RetrievalConfig,
+    /// Reranking of the fused candidates by a cross-encoder; off without `rerank.model_dir`.
+    pub rerank: RerankConfig,
     pub answer: AnswerConfig,
     /// Generated answers; without `llm.base_url` answers stay extractive.
     pub llm: LlmConfig,
@@ -97,6 +99,21 @@ pub struct RetrievalConfig {
     pub max_query_chars: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RerankConfig {
+    /// A fastembed user-defined reranker directory: `model.onnx` (a cross-encoder with a `logits`
+    /// output), `tokenizer.json`, `config.json`, `special_tokens_map.json`,
+    /// `tokenizer_config.json`. Unset: no reranking.
+    pub model_dir: Option<PathBuf>,
+    /// How many fused candidates the reranker scores (at least the requested `top_k` are).
+    pub candidates: usize,
+    /// Query and passage together are cut to this many tokens.
+    pub max_tokens: usize,
+    /// Pairs scored in one model call.
+    pub batch_size: usize,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnswerConfig {
@@ -145,6 +162,7 @@ impl Default for Config {
             },
             chunking: ChunkingConfig::default(),
             retrieval: RetrievalConfig::default(),
+            rerank: RerankConfig::default(),
             answer: AnswerConfig::default(),
             llm: LlmConfig::default(),
             organisations: Vec::new(),
@@ -199,6 +217,17 @@ impl Default for RetrievalConfig {
             bm25_weight: 0.5,
             bigram_weight: 1.0,
             max_query_chars: 1000,
+        }
+    }
+}
+
+impl Default for RerankConfig {
+    fn default() -> Self {
+        Self {
+            model_dir: None,
+            candidates: 30,
+            max_tokens: 512,
+            batch_size: 16,
         }
     }
 }
@@ -291,6 +320,17 @@ impl Config {
                     key.label
                 )));
             }
+        }
+        let rerank = &self.rerank;
+        if rerank.candidates == 0
+            || rerank.candidates > self.retrieval.prefetch
+            || rerank.max_tokens == 0
+            || rerank.batch_size == 0
+        {
+            return Err(ConfigError::Invalid(
+                "rerank: need 0 < candidates <= retrieval.prefetch, max_tokens > 0 and batch_size > 0"
+                    .to_owned(),
+            ));
         }
         let retrieval = &self.retrieval;
         if retrieval.default_top_k == 0

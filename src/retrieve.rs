@@ -2,12 +2,12 @@
 
 use std::sync::LazyLock;
 
-use hikitsugi_ingest::normalize_chars;
+use hikitsugi_ingest::{indexing_text, normalize_chars};
 use regex::Regex;
 
 use crate::access::Scope;
 use crate::config::RetrievalConfig;
-use crate::embed::{EmbedError, Encoders};
+use crate::embed::{EmbedError, Encoders, Reranker};
 use crate::store::{HybridQuery, RrfParams, ScoredChunk, SearchFilters, StoreError, StoreRead};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,36 +55,85 @@ pub fn lexical_query(query: &str) -> String {
     format!("{query} {}", variants.join(" "))
 }
 
-/// The best `top_k` passages for `query` inside `scope`, best first.
-pub fn retrieve(
-    store: &dyn StoreRead,
-    encoders: &Encoders,
-    config: &RetrievalConfig,
-    scope: &Scope,
+/// What retrieval runs on.
+pub struct Retriever<'a> {
+    pub store: &'a dyn StoreRead,
+    pub encoders: &'a Encoders,
+    pub config: &'a RetrievalConfig,
+    /// A cross-encoder that reorders the fused candidates, when one is configured.
+    pub reranking: Option<Reranking<'a>>,
+}
+
+pub struct Reranking<'a> {
+    pub reranker: &'a Reranker,
+    /// Fused candidates the reranker scores (at least `top_k`).
+    pub candidates: usize,
+}
+
+impl Retriever<'_> {
+    /// The best `top_k` passages for `query` inside `scope`, best first.
+    pub fn retrieve(
+        &self,
+        scope: &Scope,
+        query: &str,
+        top_k: usize,
+        filters: SearchFilters,
+    ) -> Result<Vec<ScoredChunk>, RetrieveError> {
+        let config = self.config;
+        let query = normalize_query(query);
+        let vectors = self.encoders.encode_query(&query, &lexical_query(&query))?;
+        let limit = match &self.reranking {
+            Some(reranking) => reranking.candidates.max(top_k),
+            None => top_k,
+        };
+        let request = HybridQuery {
+            dense: (config.dense_weight > 0.0).then_some(vectors.dense),
+            bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
+                .then_some(vectors.bm25),
+            bigram: (config.bigram_weight > 0.0 && !vectors.bigram.indices.is_empty())
+                .then_some(vectors.bigram),
+            filters,
+            prefetch_limit: config.prefetch.max(limit),
+            limit,
+            fusion: RrfParams {
+                k: config.rrf_k,
+                dense_weight: config.dense_weight,
+                bm25_weight: config.bm25_weight,
+                bigram_weight: config.bigram_weight,
+            },
+        };
+        let found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
+        match &self.reranking {
+            Some(reranking) => rerank(reranking.reranker, &query, found, top_k),
+            None => Ok(found),
+        }
+    }
+}
+
+/// The `top_k` best of `found` by the reranker's scores (which replace the fused ones); equal
+/// scores keep the fused order.
+fn rerank(
+    reranker: &Reranker,
     query: &str,
+    found: Vec<ScoredChunk>,
     top_k: usize,
-    filters: SearchFilters,
 ) -> Result<Vec<ScoredChunk>, RetrieveError> {
-    let query = normalize_query(query);
-    let vectors = encoders.encode_query(&query, &lexical_query(&query))?;
-    let request = HybridQuery {
-        dense: (config.dense_weight > 0.0).then_some(vectors.dense),
-        bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
-            .then_some(vectors.bm25),
-        bigram: (config.bigram_weight > 0.0 && !vectors.bigram.indices.is_empty())
-            .then_some(vectors.bigram),
-        filters,
-        prefetch_limit: config.prefetch.max(top_k),
-        limit: top_k,
-        fusion: RrfParams {
-            k: config.rrf_k,
-            dense_weight: config.dense_weight,
-            bm25_weight: config.bm25_weight,
-            bigram_weight: config.bigram_weight,
-        },
-    };
-    let found = store.search(scope, &request)?;
-    Ok(drop_out_of_scope(scope, found))
+    let passages: Vec<String> = found
+        .iter()
+        .map(|passage| {
+            let chunk = &passage.chunk;
+            indexing_text(&chunk.document.title, &chunk.heading_path, &chunk.text)
+        })
+        .collect();
+    let scores = reranker.scores(query, &passages)?;
+    let mut reranked: Vec<ScoredChunk> = found
+        .into_iter()
+        .zip(scores)
+        .map(|(passage, score)| ScoredChunk { score, ..passage })
+        .collect();
+    reranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    reranked.truncate(top_k);
+    Ok(reranked)
 }
 
 /// The store filters by scope inside the search; this second check only guards against a

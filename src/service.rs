@@ -10,10 +10,10 @@ use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument, parse_doc
 use crate::access::{Principal, Role, Scope};
 use crate::answer::{Answer, extractive_answer};
 use crate::config::Config;
-use crate::embed::Encoders;
+use crate::embed::{Encoders, Reranker};
 use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
 use crate::index::{IndexError, version_of, write_documents};
-use crate::retrieve::{RetrieveError, retrieve};
+use crate::retrieve::{Reranking, RetrieveError, Retriever};
 use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoreError, StoreWrite};
 
 /// Everything a request needs, cheap to clone.
@@ -24,6 +24,8 @@ pub struct Service {
     pub encoders: Arc<Encoders>,
     /// The language model that writes answers; `None` answers extractively.
     pub generator: Option<Arc<Generator>>,
+    /// The cross-encoder that reorders retrieved passages; `None` keeps the fused order.
+    pub reranker: Option<Arc<Reranker>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,15 +105,16 @@ impl Service {
         let started = Instant::now();
         let passages = self
             .blocking(move |service| {
-                Ok(retrieve(
-                    service.store.as_ref(),
-                    &service.encoders,
-                    &service.config.retrieval,
-                    &scope,
-                    &query,
-                    top_k,
-                    filters,
-                )?)
+                let retriever = Retriever {
+                    store: service.store.as_ref(),
+                    encoders: &service.encoders,
+                    config: &service.config.retrieval,
+                    reranking: service.reranker.as_deref().map(|reranker| Reranking {
+                        reranker,
+                        candidates: service.config.rerank.candidates,
+                    }),
+                };
+                Ok(retriever.retrieve(&scope, &query, top_k, filters)?)
             })
             .await?;
         Ok(Searched {
@@ -314,6 +317,15 @@ impl Service {
             config.model.workers,
             config.model.batch_size,
         )?;
+        let reranker = match &config.rerank.model_dir {
+            Some(model_dir) => Some(Arc::new(Reranker::load(
+                &paths.ort_dylib,
+                model_dir,
+                config.rerank.max_tokens,
+                config.rerank.batch_size,
+            )?)),
+            None => None,
+        };
         let store = crate::store::open(&config.storage, dense.dim())?;
         let encoders = Encoders {
             dense,
@@ -325,6 +337,7 @@ impl Service {
             store,
             encoders: Arc::new(encoders),
             generator,
+            reranker,
         })
     }
 }

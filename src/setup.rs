@@ -34,7 +34,8 @@ use std::thread;
 use std::time::UNIX_EPOCH;
 
 use fastembed::{
-    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+    InitOptionsUserDefined, Pooling, RerankInitOptionsUserDefined, TextEmbedding, TextRerank,
+    TokenizerFiles, UserDefinedEmbeddingModel, UserDefinedRerankingModel,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -151,6 +152,20 @@ pub enum SetupError {
     /// fastembed refused the model files.
     #[error("cannot load the embedding model from {}: {source}; run `hikitsugi setup` to rebuild it", dir.display())]
     ModelLoad {
+        dir: PathBuf,
+        #[source]
+        source: Box<fastembed::Error>,
+    },
+    /// A file of the configured reranker cannot be read.
+    #[error("cannot read the reranker file {} ({source}): point rerank.model_dir (HIKITSUGI_RERANK__MODEL_DIR) at a fastembed reranker directory with model.onnx, tokenizer.json, config.json, special_tokens_map.json and tokenizer_config.json, or unset it to turn reranking off", path.display())]
+    RerankerUnreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// fastembed refused the reranker's files.
+    #[error("cannot load the reranker from {}: {source}; rerank.model_dir must hold a cross-encoder ONNX model with a `logits` output and its tokenizer files", dir.display())]
+    RerankerLoad {
         dir: PathBuf,
         #[source]
         source: Box<fastembed::Error>,
@@ -301,6 +316,33 @@ pub fn load_embedder(paths: &ModelPaths) -> Result<TextEmbedding> {
     TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
         SetupError::ModelLoad {
             dir: paths.model_dir.clone(),
+            source: Box::new(source),
+        }
+    })
+}
+
+/// Loads a fastembed user-defined reranker (a cross-encoder) from `model_dir`, with the ONNX
+/// Runtime of `ort_dylib`. `TextRerank::rerank` takes `&mut self`: use a lock.
+pub fn load_reranker(ort_dylib: &Path, model_dir: &Path, max_tokens: usize) -> Result<TextRerank> {
+    let _environment_builder = ort::init_from(ort_dylib).map_err(|e| SetupError::OrtLoad {
+        path: ort_dylib.to_owned(),
+        message: e.to_string(),
+    })?;
+    let read = |name: &str| {
+        let path = model_dir.join(name);
+        fs::read(&path).map_err(|source| SetupError::RerankerUnreadable { path, source })
+    };
+    let tokenizer_files = TokenizerFiles {
+        tokenizer_file: read("tokenizer.json")?,
+        config_file: read("config.json")?,
+        special_tokens_map_file: read("special_tokens_map.json")?,
+        tokenizer_config_file: read("tokenizer_config.json")?,
+    };
+    let model = UserDefinedRerankingModel::new(read("model.onnx")?, tokenizer_files);
+    let options = RerankInitOptionsUserDefined::new().with_max_length(max_tokens);
+    TextRerank::try_new_from_user_defined(model, options).map_err(|source| {
+        SetupError::RerankerLoad {
+            dir: model_dir.to_owned(),
             source: Box::new(source),
         }
     })

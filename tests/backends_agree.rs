@@ -118,6 +118,7 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
         store: qdrant.clone(),
         encoders: edge.encoders.clone(),
         generator: None,
+        reranker: None,
     };
 
     let mut compared = 0;

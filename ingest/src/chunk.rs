@@ -67,21 +67,26 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// What is embedded and indexed: the title and heading path give a chunk the context
-    /// (which prefecture, which section) its text alone may lack.
+    /// What is embedded and indexed (see [`indexing_text`]).
     pub fn indexing_text(&self, title: &str) -> String {
-        let mut text = String::with_capacity(title.len() + self.text.len() + 64);
-        text.push_str(title);
-        for heading in &self.heading_path {
-            if heading != title {
-                text.push_str(" > ");
-                text.push_str(heading);
-            }
-        }
-        text.push('\n');
-        text.push_str(&self.text);
-        text
+        indexing_text(title, &self.heading_path, &self.text)
     }
+}
+
+/// A passage as models read it: the title and heading path give a chunk the context (which
+/// prefecture, which section) its text alone may lack.
+pub fn indexing_text(title: &str, heading_path: &[String], body: &str) -> String {
+    let mut text = String::with_capacity(title.len() + body.len() + 64);
+    text.push_str(title);
+    for heading in heading_path {
+        if heading != title {
+            text.push_str(" > ");
+            text.push_str(heading);
+        }
+    }
+    text.push('\n');
+    text.push_str(body);
+    text
 }
 
 /// A run of the document between two headings, by byte range.

@@ -12,7 +12,7 @@ mod normalize;
 pub mod pdf;
 mod structure;
 
-pub use chunk::{Chunk, ChunkOptions, chunk_text};
+pub use chunk::{Chunk, ChunkOptions, chunk_text, indexing_text};
 pub use document::{
     Extraction, Format, PAGE_SEPARATOR, ParsedDocument, SUPPORTED_FORMATS, UnreadablePage, extract,
     extract_as, parse_document, parse_document_as,

@@ -1,9 +1,11 @@
 //! Text to vectors: dense (e5) for meaning, BM25 words and character bigrams for wording.
 
 mod dense;
+mod rerank;
 mod sparse;
 
 pub use dense::{DenseEncoder, EmbedError};
+pub use rerank::Reranker;
 pub use sparse::{BigramEncoder, Bm25Encoder, SparseEncoderError};
 
 use crate::store::SparseVector;
