@@ -103,7 +103,11 @@ async fn a_configured_reranker_orders_the_fused_candidates_by_its_scores() {
 
     let reranked = search(&open(data.path(), Some(reranker))).await;
     let order: Vec<&str> = reranked.iter().map(|(doc, _)| doc.as_str()).collect();
-    assert_eq!(order, ["hana.txt", "kaigi.txt", "taisei.txt"], "{reranked:?}");
+    assert_eq!(
+        order,
+        ["hana.txt", "kaigi.txt", "taisei.txt"],
+        "{reranked:?}"
+    );
     let scores: Vec<f32> = reranked.iter().map(|(_, score)| *score).collect();
     assert!(
         scores[0] > scores[1] && scores[1] > scores[2],

@@ -183,10 +183,14 @@ fn the_default_support_threshold_separates_true_from_wrong_citations() {
         "default {default:.2}: {accepted:.2} / {fooled:.2}; best separation at {:.2}",
         best.0
     );
+    // The separation curve has a plateau (0.45–0.75 on seed): its arg-max moves between equally
+    // good thresholds as chunks change, so the default must be as good as the best, not equal.
     assert!(
-        (default - best.0).abs() <= 0.1 + f32::EPSILON,
-        "the best threshold moved to {:.2}; recalibrate llm.min_support",
-        best.0
+        accepted - fooled >= best.1 - 0.02,
+        "the default separates {:.2}, the best threshold {:.2} separates {:.2}; recalibrate llm.min_support",
+        accepted - fooled,
+        best.0,
+        best.1
     );
     assert!(accepted >= 0.7, "only {accepted:.2} of true citations pass");
     assert!(fooled <= 0.2, "{fooled:.2} of wrong citations pass");
