@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::embed::{EmbedError, Encoders};
 use crate::store::{ChunkRecord, DocumentMeta, StoreError, StoreWrite};
 
-/// Bump when extraction, normalisation or chunking change what a document becomes, so that
-/// every document is re-ingested.
+/// Bump when extraction, normalisation, chunking or the sparse encoders change what a document
+/// becomes, so that every document is re-ingested.
 const PIPELINE_VERSION: &str = "2";
 
 #[derive(Debug, thiserror::Error)]

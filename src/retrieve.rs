@@ -64,6 +64,7 @@ pub struct Retriever<'a> {
     pub reranking: Option<Reranking<'a>>,
 }
 
+/// A reranker and how many fused candidates it scores.
 pub struct Reranking<'a> {
     pub reranker: &'a Reranker,
     /// Fused candidates the reranker scores (at least `top_k`).

@@ -289,29 +289,14 @@ pub fn ensure_model(cache_dir: &Path, progress: &dyn Fn(&str)) -> Result<ModelPa
 /// The first call in a process decides which ONNX Runtime library is loaded; later calls reuse
 /// it. `TextEmbedding::embed` takes `&mut self`: use one instance per worker thread, or a lock.
 pub fn load_embedder(paths: &ModelPaths) -> Result<TextEmbedding> {
-    // Only loading the library matters here: fastembed builds (and shares) the environment
-    // itself, so the builder returned by `init_from` is not used.
-    let _environment_builder =
-        ort::init_from(&paths.ort_dylib).map_err(|e| SetupError::OrtLoad {
-            path: paths.ort_dylib.clone(),
-            message: e.to_string(),
-        })?;
-    let read = |name: &str| {
-        let path = paths.model_dir.join(name);
-        fs::read(&path).map_err(|source| SetupError::Io {
+    init_onnx_runtime(&paths.ort_dylib)?;
+    let (onnx, tokenizer_files) =
+        read_model_files(&paths.model_dir, |path, source| SetupError::Io {
             action: "cannot read",
             path,
             source,
-        })
-    };
-    let tokenizer_files = TokenizerFiles {
-        tokenizer_file: read("tokenizer.json")?,
-        config_file: read("config.json")?,
-        special_tokens_map_file: read("special_tokens_map.json")?,
-        tokenizer_config_file: read("tokenizer_config.json")?,
-    };
-    let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files)
-        .with_pooling(Pooling::Mean);
+        })?;
+    let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
     let options = InitOptionsUserDefined::new().with_max_length(MAX_TOKENS);
     TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
         SetupError::ModelLoad {
@@ -324,21 +309,11 @@ pub fn load_embedder(paths: &ModelPaths) -> Result<TextEmbedding> {
 /// Loads a fastembed user-defined reranker (a cross-encoder) from `model_dir`, with the ONNX
 /// Runtime of `ort_dylib`. `TextRerank::rerank` takes `&mut self`: use a lock.
 pub fn load_reranker(ort_dylib: &Path, model_dir: &Path, max_tokens: usize) -> Result<TextRerank> {
-    let _environment_builder = ort::init_from(ort_dylib).map_err(|e| SetupError::OrtLoad {
-        path: ort_dylib.to_owned(),
-        message: e.to_string(),
+    init_onnx_runtime(ort_dylib)?;
+    let (onnx, tokenizer_files) = read_model_files(model_dir, |path, source| {
+        SetupError::RerankerUnreadable { path, source }
     })?;
-    let read = |name: &str| {
-        let path = model_dir.join(name);
-        fs::read(&path).map_err(|source| SetupError::RerankerUnreadable { path, source })
-    };
-    let tokenizer_files = TokenizerFiles {
-        tokenizer_file: read("tokenizer.json")?,
-        config_file: read("config.json")?,
-        special_tokens_map_file: read("special_tokens_map.json")?,
-        tokenizer_config_file: read("tokenizer_config.json")?,
-    };
-    let model = UserDefinedRerankingModel::new(read("model.onnx")?, tokenizer_files);
+    let model = UserDefinedRerankingModel::new(onnx, tokenizer_files);
     let options = RerankInitOptionsUserDefined::new().with_max_length(max_tokens);
     TextRerank::try_new_from_user_defined(model, options).map_err(|source| {
         SetupError::RerankerLoad {
@@ -346,6 +321,35 @@ pub fn load_reranker(ort_dylib: &Path, model_dir: &Path, max_tokens: usize) -> R
             source: Box::new(source),
         }
     })
+}
+
+/// Loads ONNX Runtime from `ort_dylib` (the first call in a process decides which library).
+fn init_onnx_runtime(ort_dylib: &Path) -> Result<()> {
+    // Only loading the library matters here: fastembed builds (and shares) the environment
+    // itself, so the builder returned by `init_from` is not used.
+    let _environment_builder = ort::init_from(ort_dylib).map_err(|e| SetupError::OrtLoad {
+        path: ort_dylib.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// `model.onnx` and the tokenizer files of a fastembed user-defined model directory.
+fn read_model_files(
+    dir: &Path,
+    unreadable: impl Fn(PathBuf, io::Error) -> SetupError,
+) -> Result<(Vec<u8>, TokenizerFiles)> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read(&path).map_err(|source| unreadable(path, source))
+    };
+    let tokenizer_files = TokenizerFiles {
+        tokenizer_file: read("tokenizer.json")?,
+        config_file: read("config.json")?,
+        special_tokens_map_file: read("special_tokens_map.json")?,
+        tokenizer_config_file: read("tokenizer_config.json")?,
+    };
+    Ok((read("model.onnx")?, tokenizer_files))
 }
 
 fn model_dir(cache_dir: &Path) -> PathBuf {

@@ -149,6 +149,9 @@ fn japanese_path_padding(text: &str) -> usize {
 ///   that character;
 /// - every run of ASCII letters and digits gives one lowercased term (`DX` → `dx`, `2024`),
 ///   because character bigrams of Latin words and numbers carry little meaning;
+/// - a number directly followed by a letter that is not ASCII also gives the number with that
+///   letter (「5名」, 「2011年」, 「28条」, 「1人」): the counter or unit says what is counted, which
+///   the number and the letter as separate terms do not;
 /// - whitespace, punctuation and symbols separate runs and are dropped.
 ///
 /// Indices are the FNV-1a 32-bit hash of the term's UTF-8 bytes: stable across versions,
@@ -225,6 +228,7 @@ fn term_counts(text: &str) -> BTreeMap<u32, u32> {
 /// Calls `emit` with every term of `text` (see [`BigramEncoder`]), in text order.
 fn for_each_term(text: &str, mut emit: impl FnMut(&str)) {
     let mut ascii_word = String::new();
+    let mut counted = String::new();
     let mut run: Vec<char> = Vec::new();
     let mut term = String::new();
     let mut end_run = |run: &mut Vec<char>, emit: &mut dyn FnMut(&str)| {
@@ -249,6 +253,15 @@ fn for_each_term(text: &str, mut emit: impl FnMut(&str)) {
         }
         if !ascii_word.is_empty() {
             emit(&ascii_word);
+            let number = &ascii_word[ascii_word
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .len()..];
+            if !number.is_empty() && ch.is_alphanumeric() {
+                counted.clear();
+                counted.push_str(number);
+                counted.push(ch);
+                emit(&counted);
+            }
             ascii_word.clear();
         }
         if ch.is_alphanumeric() {
@@ -378,6 +391,17 @@ mod tests {
         expected.sort_unstable();
         let v = BigramEncoder::default().encode_query("伴走支援、DX 2024。県");
         assert_eq!(v.indices, expected);
+        let mut counted: Vec<u32> = ["職員", "5", "5名", "名", "r7", "7は", "は"]
+            .iter()
+            .map(|t| h(t))
+            .collect();
+        counted.sort_unstable();
+        assert_eq!(
+            BigramEncoder::default()
+                .encode_query("職員5名、R7は")
+                .indices,
+            counted
+        );
         assert!(v.values.iter().all(|&x| x == 1.0));
         assert_eq!(
             BigramEncoder::default().encode_query("DX"),
