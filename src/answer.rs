@@ -2,10 +2,13 @@
 //!
 //! Without a language model the answer is extractive: the sentences of the retrieved passages
 //! that share the most content with the question. When even the best passage covers too little of
-//! the question, the answer says that the documents do not answer it, and still lists the
-//! related passages.
+//! the question, or when the question asks for an amount of money that no passage states, the
+//! answer says that the documents do not answer it, and still lists the related passages.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::config::AnswerConfig;
 use crate::generate::Verification;
@@ -52,7 +55,11 @@ pub fn extractive_answer(
         .iter()
         .map(|passage| coverage(&question_terms, &content_bigrams(&passage.chunk.text)))
         .fold(0.0_f32, f32::max);
-    if passages.is_empty() || support < config.min_support {
+    let amount_missing = asks_for_money(question)
+        && !passages
+            .iter()
+            .any(|passage| states_money(&passage.chunk.text));
+    if passages.is_empty() || support < config.min_support || amount_missing {
         return not_found(passages, support);
     }
 
@@ -105,6 +112,28 @@ pub fn extractive_answer(
         verification: None,
         warnings: Vec::new(),
     }
+}
+
+/// Whether the question asks how much money something is (いくら, 金額, 何円, 予算額…). Documents
+/// often discuss a subject without ever giving its figure; passages that share the question's
+/// words then do not answer it.
+fn asks_for_money(question: &str) -> bool {
+    static MONEY_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"いくら|金額|何[十百千万億]*円|(?:予算|費用|経費|事業費|契約)の?総?額")
+            .expect("valid regex")
+    });
+    MONEY_QUESTION.is_match(question)
+}
+
+/// Whether `text` states an amount of money (「1,200万円」, 「85億円」, 「三千円」).
+fn states_money(text: &str) -> bool {
+    static MONEY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"[0-9〇一二三四五六七八九十百千万億兆][0-9,.〇一二三四五六七八九十百千万億兆]*\s?円",
+        )
+        .expect("valid regex")
+    });
+    MONEY.is_match(text)
 }
 
 /// "Not found", listing the related `passages`.
@@ -226,6 +255,32 @@ mod tests {
         assert!(!answer.found);
         assert_eq!(answer.text, NOT_FOUND_MESSAGE);
         assert_eq!(answer.citations.len(), 1);
+    }
+
+    #[test]
+    fn a_question_about_money_needs_a_passage_that_states_an_amount() {
+        let question = "市町村行政DX推進による行政経営変革支援業務の委託契約金額はいくらですか";
+        let without_amount = vec![passage(
+            "a.txt",
+            "市町村行政DX推進による行政経営変革支援業務の委託契約を結び、支援業務を実施した。",
+            0.9,
+        )];
+        let answer = extractive_answer(question, without_amount, &CONFIG);
+        assert!(answer.support >= CONFIG.min_support, "{}", answer.support);
+        assert!(!answer.found, "no amount in the passages: {}", answer.text);
+        assert_eq!(answer.citations.len(), 1);
+
+        let with_amount = vec![passage(
+            "a.txt",
+            "行政経営変革支援業務の委託契約金額は1,200万円であった。",
+            0.9,
+        )];
+        assert!(extractive_answer(question, with_amount, &CONFIG).found);
+
+        assert!(states_money("総工費は85億円") && states_money("三千円") && states_money("5 円"));
+        assert!(!states_money("円滑に進めた") && !states_money("円グラフで示す"));
+        assert!(asks_for_money("予算額は") && asks_for_money("何万円かかりますか"));
+        assert!(!asks_for_money("費用をどう分担しましたか"));
     }
 
     #[test]
