@@ -465,6 +465,36 @@ mod tests {
     }
 
     #[test]
+    fn rerank_settings_come_from_the_environment_and_impossible_ones_are_refused() {
+        jailed(|jail| {
+            assert_eq!(
+                Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .rerank
+                    .model_dir,
+                None
+            );
+            jail.set_env("HIKITSUGI_RERANK__MODEL_DIR", "/models/reranker");
+            jail.set_env("HIKITSUGI_RERANK__CANDIDATES", "20");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.rerank.model_dir,
+                Some(PathBuf::from("/models/reranker"))
+            );
+            assert_eq!(config.rerank.candidates, 20);
+            for candidates in ["0", "51"] {
+                jail.set_env("HIKITSUGI_RERANK__CANDIDATES", candidates);
+                let error = Config::load(None).err().map(|e| e.to_string());
+                assert!(
+                    error.as_deref().is_some_and(|e| e.contains("rerank")),
+                    "{candidates}: {error:?}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn llm_settings_that_cannot_work_are_refused() {
         jailed(|jail| {
             let write = |body: &str| {
