@@ -3,19 +3,10 @@
 //! A [`Scope`] is the only thing the store's query API accepts as an access filter, and only a
 //! [`Principal`] can make one, so every read path is tied to an identity.
 
-use serde::{Deserialize, Serialize};
+pub use crate::role::Role;
 
 /// The reader token that makes a document readable by everyone.
-pub const PUBLIC: &str = "public";
-
-/// What a principal may do besides reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Reader,
-    Editor,
-    Admin,
-}
+pub const PUBLIC: &str = hikitsugi_ingest::PUBLIC_READER;
 
 /// An authenticated caller: an organisation, the groups it belongs to, and a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,22 +103,15 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the key ring from the configuration (validated: hashes are 64 hex digits, orgs exist).
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let principals_by_hash = config
-            .api_keys
-            .iter()
-            .filter_map(|key| {
+    /// A key ring of (hex SHA-256 of the key, label, principal) entries; an entry whose hash is
+    /// not 64 hex digits is left out (the configuration refuses those before).
+    pub fn new(keys: impl IntoIterator<Item = (String, String, Principal)>) -> Self {
+        let principals_by_hash = keys
+            .into_iter()
+            .filter_map(|(sha256, label, principal)| {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&key.sha256, &mut hash).ok()?;
-                let groups = config.groups_of(&key.org)?;
-                Some((
-                    hash,
-                    (
-                        key.label.clone(),
-                        Principal::new(key.org.clone(), groups, key.role),
-                    ),
-                ))
+                hex::decode_to_slice(&sha256, &mut hash).ok()?;
+                Some((hash, (label, principal)))
             })
             .collect();
         Self { principals_by_hash }

@@ -12,12 +12,12 @@ use crate::access::{Principal, Role, hash_key};
 use crate::config::{Config, StorageBackend};
 use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
 use crate::index::{
-    IngestSummary, Source, SourceBytes, dir_sources, ingest_dir, ingest_sources, load_manifest,
-    parse_source,
+    Corpus, IngestPlan, IngestSummary, Source, SourceBytes, dir_sources, ingest_dir,
+    ingest_sources, load_manifest, parse_source,
 };
 use crate::migrate::StoreLocation;
 use crate::service::Service;
-use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreRead, StoreWrite};
+use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreAdmin};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,8 +91,9 @@ enum Command {
         #[arg(long)]
         per_question: bool,
     },
-    /// Print the SHA-256 of an API key, for the configuration.
-    HashKey { key: String },
+    /// Print the SHA-256 of an API key, for the configuration. Without KEY, the key is read
+    /// from standard input (so that it stays out of the shell history).
+    HashKey { key: Option<String> },
     /// Copy every point (vectors and payload, no re-embedding) from one store to another, in
     /// batches, resumable, then verify chunk counts per document.
     Migrate {
@@ -132,8 +133,13 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Demo => {
             let config = load_config(Some(Path::new(DEMO_CONFIG)))?;
             setup(&config)?;
-            let service = open(config)?;
-            let summary = ingest(&service, Path::new(DEMO_CORPUS), None, true)?;
+            let (service, store) = open(config)?;
+            let corpus = Corpus {
+                dir: Path::new(DEMO_CORPUS),
+                manifest: None,
+                prune: true,
+            };
+            let summary = ingest(&service, store.as_ref(), &corpus)?;
             print_summary(&summary);
             runtime()?.block_on(crate::api::serve(service))?;
         }
@@ -156,15 +162,20 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             manifest,
             prune,
         } => {
-            let service = open(load_config(None)?)?;
-            let summary = ingest(&service, dir, manifest.as_deref(), *prune)?;
+            let (service, store) = open(load_config(None)?)?;
+            let corpus = Corpus {
+                dir,
+                manifest: manifest.as_deref(),
+                prune: *prune,
+            };
+            let summary = ingest(&service, store.as_ref(), &corpus)?;
             print_summary(&summary);
             if !summary.failed.is_empty() {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
         Command::Serve => {
-            let service = open(load_config(None)?)?;
+            let (service, _) = open(load_config(None)?)?;
             runtime()?.block_on(crate::api::serve(service))?;
         }
         Command::Ask {
@@ -178,9 +189,10 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .groups_of(org)
                 .with_context(|| format!("unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"))?;
             let principal = Principal::new(org.clone(), groups, Role::Reader);
-            let service = open(config)?;
+            let (service, _) = open(config)?;
             let asked = runtime()?.block_on(service.ask(principal.scope(), question, *top_k))?;
-            let response = crate::api::wire::AskResponse::from(asked);
+            let names = crate::api::wire::Names::from_config(&service.config);
+            let response = crate::api::wire::AskResponse::new(asked, &names);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
@@ -217,18 +229,22 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 (None, Some(contexts)) => context_sources(contexts)?,
                 (None, None) => bail!("give --corpus DIR or --contexts FILE"),
             };
+            // The evaluation always has a store of its own: a scratch directory (or the given
+            // --data-dir) and a collection named after its corpus, never the production one.
+            let corpus_path = corpus
+                .as_ref()
+                .or(contexts.as_ref())
+                .map(|path| path.display().to_string())
+                .unwrap_or_default();
+            let key = &hash_key(&corpus_path)[..12];
             if cli.data_dir.is_none() {
-                let source = corpus
-                    .as_ref()
-                    .or(contexts.as_ref())
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_default();
-                let key = &hash_key(&source)[..12];
                 config.storage.data_dir = Path::new("data/eval").join(key);
-                config.storage.qdrant.collection = format!("hikitsugi-eval-{key}");
             }
-            let service = open(config)?;
-            let summary = ingest_with(&service, sources, true)?;
+            config.storage.qdrant.collection = format!("hikitsugi-eval-{key}");
+            let eval_source = format!("eval:{key}");
+            let (service, store) = open(config)?;
+            refuse_foreign_documents(store.as_ref(), &eval_source)?;
+            let summary = ingest_with(&service, store.as_ref(), sources, &eval_source)?;
             if summary.added + summary.updated > 0 || !summary.failed.is_empty() {
                 print_summary(&summary);
             }
@@ -244,7 +260,22 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
         }
-        Command::HashKey { key } => println!("{}", hash_key(key)),
+        Command::HashKey { key } => {
+            let key = match key {
+                Some(key) => key.clone(),
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the key from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if key.is_empty() {
+                bail!("the key is empty: give it as an argument or on standard input");
+            }
+            println!("{}", hash_key(&key));
+        }
         Command::Migrate {
             from,
             to,
@@ -278,7 +309,8 @@ fn setup(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open(config: Config) -> anyhow::Result<Service> {
+/// The service and the operator's handle on its store: the one way every command opens a store.
+fn open(config: Config) -> anyhow::Result<(Service, std::sync::Arc<dyn StoreAdmin>)> {
     let storage = &config.storage;
     match storage.backend {
         StorageBackend::Edge => {
@@ -288,7 +320,30 @@ fn open(config: Config) -> anyhow::Result<Service> {
             tracing::info!(url = %storage.qdrant.url, collection = %storage.qdrant.collection, "connecting to Qdrant and loading the model");
         }
     }
-    Ok(Service::open(config)?)
+    Ok(Service::open_with_operator(config)?)
+}
+
+/// An evaluation writes and prunes its own documents only: a store holding documents of any
+/// other source (a real corpus, uploads) is refused before anything is written.
+fn refuse_foreign_documents(store: &dyn StoreAdmin, eval_source: &str) -> anyhow::Result<()> {
+    let heads = store.heads()?;
+    let foreign: Vec<&str> = heads
+        .values()
+        .filter(|head| {
+            head.live
+                .as_ref()
+                .is_none_or(|live| live.source != eval_source)
+        })
+        .map(|head| head.doc_id.as_str())
+        .take(3)
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "this store holds documents the evaluation did not write (e.g. {}): evaluate in a store of its own (omit --data-dir to use data/eval/…)",
+            foreign.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn migrate(
@@ -300,7 +355,7 @@ fn migrate(
 ) -> anyhow::Result<()> {
     let qdrant_at = |url: &str| QdrantOptions {
         url: url.to_owned(),
-        ..config.storage.qdrant.clone()
+        ..QdrantOptions::from(&config.storage.qdrant)
     };
     let name = |location: &StoreLocation| match location {
         StoreLocation::Edge(dir) => format!("edge:{}", dir.display()),
@@ -312,12 +367,12 @@ fn migrate(
     if source_name == target_name {
         bail!("--from and --to name the same store");
     }
-    let source: Box<dyn StoreRead> = match from {
+    let source: Box<dyn StoreAdmin> = match from {
         StoreLocation::Edge(dir) => Box::new(EdgeStore::open_existing(dir)?),
         StoreLocation::Qdrant(url) => Box::new(QdrantStore::connect_existing(&qdrant_at(url))?),
     };
     let dim = source.dense_dim();
-    let target: Box<dyn StoreWrite> = match to {
+    let target: Box<dyn StoreAdmin> = match to {
         StoreLocation::Edge(dir) => Box::new(EdgeStore::open(dir, dim)?),
         StoreLocation::Qdrant(url) => Box::new(QdrantStore::connect(&qdrant_at(url), dim)?),
     };
@@ -372,37 +427,42 @@ fn progress_bar() -> ProgressBar {
 
 fn ingest(
     service: &Service,
-    dir: &Path,
-    manifest: Option<&Path>,
-    prune: bool,
+    store: &dyn StoreAdmin,
+    corpus: &Corpus<'_>,
 ) -> anyhow::Result<IngestSummary> {
     let bar = progress_bar();
     let options = service.config.chunking.options();
+    let config = &service.config;
     let summary = ingest_dir(
-        dir,
-        manifest,
-        service.store.as_ref(),
+        corpus,
+        |id| config.is_known_reader(id),
+        store,
         &service.encoders,
         &options,
-        prune,
         &bar,
     )?;
     bar.finish_and_clear();
     Ok(summary)
 }
 
+/// Ingests the evaluation's sources into its own store, pruning its own earlier documents.
 fn ingest_with(
     service: &Service,
+    store: &dyn StoreAdmin,
     sources: Vec<Source>,
-    prune: bool,
+    source: &str,
 ) -> anyhow::Result<IngestSummary> {
     let bar = progress_bar();
+    let plan = IngestPlan {
+        source,
+        prune: true,
+    };
     let summary = ingest_sources(
         sources,
-        service.store.as_ref(),
+        &plan,
+        store,
         &service.encoders,
         &service.config.chunking.options(),
-        prune,
         &bar,
     )?;
     bar.finish_and_clear();

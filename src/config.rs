@@ -7,7 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::access::Role;
+use crate::role::Role;
 
 mod llm;
 
@@ -41,6 +41,17 @@ pub struct ServerConfig {
     pub max_concurrent_queries: usize,
     pub max_upload_bytes: usize,
     pub max_json_bytes: usize,
+    /// Uploads being read, parsed and embedded at once; more get 503 at once.
+    pub max_concurrent_uploads: usize,
+    /// An upload (reading, parsing, embedding, storing) that takes longer gets 504 and stores
+    /// nothing.
+    pub upload_timeout_ms: u64,
+    /// When set, `/metrics` wants this key's SHA-256 (hex) as a bearer token.
+    pub metrics_key_sha256: Option<String>,
+    /// How long a web app session lasts after sign-in.
+    pub session_ttl_minutes: u64,
+    /// Mark session cookies `Secure` even when no proxy says the request came over HTTPS.
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,7 +61,48 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Where the embedded store keeps its files. Overridable by `HIKITSUGI_DATA_DIR` and `--data-dir`.
     pub data_dir: PathBuf,
-    pub qdrant: crate::store::QdrantOptions,
+    pub qdrant: QdrantConfig,
+}
+
+/// `[storage.qdrant]`: how to reach the server and how to create the collection (see the
+/// README for each key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QdrantConfig {
+    pub url: String,
+    /// Set it through `HIKITSUGI_STORAGE__QDRANT__API_KEY`, not in a file. Never serialised
+    /// or printed; empty means none.
+    #[serde(skip_serializing)]
+    pub api_key: Option<ApiKey>,
+    pub collection: String,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub retries: u32,
+    pub batch_size: usize,
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+    pub on_disk_payload: bool,
+    pub on_disk_vectors: bool,
+}
+
+impl Default for QdrantConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:6334".to_owned(),
+            api_key: None,
+            collection: "hikitsugi".to_owned(),
+            timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            retries: 3,
+            batch_size: 256,
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+            on_disk_payload: true,
+            on_disk_vectors: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -74,8 +126,10 @@ pub struct ModelConfig {
     pub cache_dir: Option<PathBuf>,
     /// Texts embedded in one call.
     pub batch_size: usize,
-    /// Embedding workers (each holds its own model instance).
+    /// Model instances for query embedding (each ~100 MB); one more embeds documents.
     pub workers: usize,
+    /// Embeddings that may wait for a free instance; beyond that, 503 at once.
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -158,6 +212,7 @@ impl Default for Config {
             model: ModelConfig {
                 batch_size: 16,
                 workers: 1,
+                max_queue: 64,
                 ..ModelConfig::default()
             },
             chunking: ChunkingConfig::default(),
@@ -180,6 +235,11 @@ impl Default for ServerConfig {
             max_concurrent_queries: 32,
             max_upload_bytes: 50 * 1024 * 1024,
             max_json_bytes: 64 * 1024,
+            max_concurrent_uploads: 2,
+            upload_timeout_ms: 600_000,
+            metrics_key_sha256: None,
+            session_ttl_minutes: 8 * 60,
+            secure_cookies: false,
         }
     }
 }
@@ -189,7 +249,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Edge,
             data_dir: PathBuf::from("data"),
-            qdrant: crate::store::QdrantOptions::default(),
+            qdrant: QdrantConfig::default(),
         }
     }
 }
@@ -305,7 +365,17 @@ impl Config {
                 }
             }
         }
+        let mut labels_by_hash: std::collections::HashMap<String, &str> =
+            std::collections::HashMap::new();
         for key in &self.api_keys {
+            if let Some(first) =
+                labels_by_hash.insert(key.sha256.to_ascii_lowercase(), key.label.as_str())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "api keys {first:?} and {:?} have the same sha256: one key would act as two principals; give each its own key",
+                    key.label
+                )));
+            }
             if !known_org(&key.org) {
                 return Err(ConfigError::Invalid(format!(
                     "api key {:?} names unknown organisation {}",
@@ -341,6 +411,20 @@ impl Config {
                 "retrieval: need 0 < default_top_k <= max_top_k <= prefetch".to_owned(),
             ));
         }
+        if let Some(hash) = &self.server.metrics_key_sha256
+            && (hash.len() != 64 || !hash.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid(
+                "server.metrics_key_sha256 must be 64 hex digits (`hikitsugi hash-key` prints it)"
+                    .to_owned(),
+            ));
+        }
+        if self.server.max_concurrent_uploads == 0 || self.server.upload_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "server: max_concurrent_uploads and upload_timeout_ms must be at least 1"
+                    .to_owned(),
+            ));
+        }
         if self.server.max_concurrent_queries == 0 || self.server.request_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "server: max_concurrent_queries and request_timeout_ms must be at least 1"
@@ -354,6 +438,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `id` is a configured organisation or group (the tokens a document's owner and
+    /// readers may name, besides `public`).
+    pub fn is_known_reader(&self, id: &str) -> bool {
+        self.organisations.iter().any(|org| org.id == id)
+            || self.groups.iter().any(|group| group.id == id)
+    }
+
+    /// The organisation's display name, or its id when it has none.
+    pub fn organisation_name<'a>(&'a self, org: &'a str) -> &'a str {
+        self.organisations
+            .iter()
+            .find(|known| known.id == org)
+            .map_or(org, |known| known.name.as_str())
     }
 
     /// The groups an organisation belongs to.

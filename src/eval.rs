@@ -223,9 +223,10 @@ async fn ask_streamed(
     while let Some(event) = events.next().await {
         match event {
             AskEvent::Passages(passages) => given = passages,
-            AskEvent::Delta(_) => {
+            AskEvent::Generating => {
                 first_token_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
             }
+            AskEvent::Sentence { .. } => {}
             AskEvent::Answer(answer) => {
                 let verification = answer.verification.as_ref();
                 let outcome = GenerationOutcome {

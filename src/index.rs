@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::embed::{EmbedError, Encoders};
-use crate::store::{ChunkRecord, DocumentMeta, StoreError, StoreWrite};
+use crate::store::{ChunkRecord, DocumentHead, DocumentMeta, StoreAdmin, StoreError, StoreWrite};
 
 /// Bump when extraction, normalisation, chunking or the sparse encoders change what a document
 /// becomes, so that every document is re-ingested.
@@ -41,6 +41,12 @@ pub enum IndexError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the write was abandoned before it reached the store")]
+    Abandoned,
+    #[error(
+        "reading the file failed unexpectedly (an internal error; please report it with the file)"
+    )]
+    ReaderPanicked,
 }
 
 /// What an ingest run did.
@@ -148,33 +154,71 @@ pub fn dir_sources(
         .collect())
 }
 
-/// Ingests every file under `dir` (document id = path relative to `dir`, `/`-separated).
+/// Where documents come from: the `source` every stored document records.
+pub fn corpus_source(dir: &Path) -> Result<String, IndexError> {
+    let canonical = dir.canonicalize().map_err(|source| IndexError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(format!("corpus:{}", canonical.display()))
+}
+
+/// The source of documents uploaded by members of `org`.
+pub fn upload_source(org: &str) -> String {
+    format!("upload:{org}")
+}
+
+/// How an ingest run treats the store.
+pub struct IngestPlan<'a> {
+    /// Recorded in every document written (see [`corpus_source`]).
+    pub source: &'a str,
+    /// Remove stored documents of the same source that are not among the sources ingested.
+    pub prune: bool,
+}
+
+/// A corpus folder to ingest.
+pub struct Corpus<'a> {
+    pub dir: &'a Path,
+    /// The manifest, when not `dir/hikitsugi.toml`.
+    pub manifest: Option<&'a Path>,
+    /// Remove this folder's stored documents whose files are gone.
+    pub prune: bool,
+}
+
+/// Ingests every file under `corpus.dir` (document id = path relative to it, `/`-separated).
+/// The manifest's owners and readers must all be accepted by `is_known_reader`.
 pub fn ingest_dir(
-    dir: &Path,
-    manifest_path: Option<&Path>,
-    store: &dyn StoreWrite,
+    corpus: &Corpus<'_>,
+    is_known_reader: impl Fn(&str) -> bool,
+    store: &dyn StoreAdmin,
     encoders: &Encoders,
     options: &ChunkOptions,
-    prune: bool,
     progress: &ProgressBar,
 ) -> Result<IngestSummary, IndexError> {
-    let (manifest, manifest_path) = load_manifest(dir, manifest_path)?;
-    let sources = dir_sources(dir, &manifest, &manifest_path)?;
-    ingest_sources(sources, store, encoders, options, prune, progress)
+    let (manifest, manifest_path) = load_manifest(corpus.dir, corpus.manifest)?;
+    manifest.check_ids(is_known_reader)?;
+    let sources = dir_sources(corpus.dir, &manifest, &manifest_path)?;
+    let source = corpus_source(corpus.dir)?;
+    let plan = IngestPlan {
+        source: &source,
+        prune: corpus.prune,
+    };
+    ingest_sources(sources, &plan, store, encoders, options, progress)
 }
 
 /// Ingests documents: unchanged versions are skipped, changed ones replaced, failures collected.
-/// With `prune`, stored documents that are not among `sources` are removed.
+/// With `plan.prune`, stored documents of `plan.source` that are not among `sources` are removed;
+/// documents of other sources (other folders, uploads) are never touched.
 pub fn ingest_sources(
     sources: Vec<Source>,
-    store: &dyn StoreWrite,
+    plan: &IngestPlan<'_>,
+    store: &dyn StoreAdmin,
     encoders: &Encoders,
     options: &ChunkOptions,
-    prune: bool,
     progress: &ProgressBar,
 ) -> Result<IngestSummary, IndexError> {
     let started = Instant::now();
-    let stored = store.versions()?;
+    let stored = store.heads()?;
     let mut summary = IngestSummary::default();
     progress.set_length(sources.len() as u64);
     let present: BTreeSet<String> = sources.iter().map(|source| source.doc_id.clone()).collect();
@@ -196,7 +240,11 @@ pub fn ingest_sources(
             scope.spawn(move || {
                 for source in queue {
                     let doc_id = source.doc_id.clone();
-                    let prepared = prepare(source, options, stored);
+                    // A reader bug on one hostile file costs that file, not the run.
+                    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        prepare(source, options, stored)
+                    }))
+                    .unwrap_or(Err(IndexError::ReaderPanicked));
                     if sender.send((doc_id, prepared)).is_err() {
                         return;
                     }
@@ -220,7 +268,7 @@ pub fn ingest_sources(
                     batch.chunks += document.chunks.len();
                     batch.documents.push((*document, version));
                     if batch.chunks >= WRITE_BATCH_CHUNKS {
-                        batch.write(store, encoders, &stored, &mut summary)?;
+                        batch.write(store, encoders, plan.source, &stored, &mut summary)?;
                     }
                 }
                 Err(error) => summary.failed.push(FailedDocument {
@@ -230,15 +278,18 @@ pub fn ingest_sources(
             }
             progress.inc(1);
         }
-        batch.write(store, encoders, &stored, &mut summary)
+        batch.write(store, encoders, plan.source, &stored, &mut summary)
     })?;
 
-    if prune {
-        for doc_id in stored
-            .keys()
-            .filter(|doc_id| !present.contains(doc_id.as_str()))
-        {
-            if store.delete_document(doc_id)? {
+    if plan.prune {
+        let gone = stored.values().filter(|head| {
+            head.live
+                .as_ref()
+                .is_some_and(|live| live.source == plan.source)
+                && !present.contains(head.doc_id.as_str())
+        });
+        for head in gone {
+            if store.delete_document(&head.doc_id)? {
                 summary.pruned += 1;
             }
         }
@@ -258,7 +309,7 @@ enum Prepared {
 fn prepare(
     source: Source,
     options: &ChunkOptions,
-    stored: &BTreeMap<String, Vec<String>>,
+    stored: &BTreeMap<String, DocumentHead>,
 ) -> Result<Prepared, IndexError> {
     let bytes = source.bytes.read()?;
     let doc_id = source.doc_id;
@@ -266,10 +317,14 @@ fn prepare(
         doc_id: doc_id.clone(),
     })?;
     let version = version_of(&bytes, &metadata, options);
-    if stored
-        .get(&doc_id)
-        .is_some_and(|versions| versions.len() == 1 && versions[0] == version)
-    {
+    // A live version is complete by construction (its head was written after its chunks).
+    if stored.get(&doc_id).is_some_and(|head| {
+        head.is_settled()
+            && head
+                .live
+                .as_ref()
+                .is_some_and(|live| live.version == version)
+    }) {
         return Ok(Prepared::Unchanged);
     }
     let format = Format::from_path(&source.format_hint)?;
@@ -312,7 +367,8 @@ impl WriteBatch {
         &mut self,
         store: &dyn StoreWrite,
         encoders: &Encoders,
-        stored: &BTreeMap<String, Vec<String>>,
+        source: &str,
+        stored: &BTreeMap<String, DocumentHead>,
         summary: &mut IngestSummary,
     ) -> Result<(), IndexError> {
         let documents = std::mem::take(&mut self.documents);
@@ -320,12 +376,15 @@ impl WriteBatch {
         if documents.is_empty() {
             return Ok(());
         }
-        match write_documents(&documents, store, encoders) {
+        match write_documents(&documents, source, store, encoders, &|| true) {
             Ok(written) => {
                 summary.chunks += written.chunks;
                 summary.embed_seconds += written.embed_seconds;
                 for (document, _) in &documents {
-                    if stored.contains_key(&document.id) {
+                    if stored
+                        .get(&document.id)
+                        .is_some_and(|head| head.live.is_some())
+                    {
                         summary.updated += 1
                     } else {
                         summary.added += 1
@@ -338,7 +397,7 @@ impl WriteBatch {
                 for document in documents {
                     self.chunks = document.0.chunks.len();
                     self.documents = vec![document];
-                    self.write(store, encoders, stored, summary)?;
+                    self.write(store, encoders, source, stored, summary)?;
                 }
                 Ok(())
             }
@@ -365,11 +424,14 @@ pub struct Written {
 }
 
 /// Embeds parsed documents (with their versions) and replaces any stored version of each, in
-/// one durable write.
+/// one durable write; `source` says where they came from (see [`corpus_source`]). When
+/// `still_wanted` says no after embedding, nothing is written ([`IndexError::Abandoned`]).
 pub fn write_documents(
     documents: &[(ParsedDocument, String)],
+    source: &str,
     store: &dyn StoreWrite,
     encoders: &Encoders,
+    still_wanted: &dyn Fn() -> bool,
 ) -> Result<Written, IndexError> {
     let indexing_texts: Vec<String> = documents
         .iter()
@@ -383,6 +445,9 @@ pub fn write_documents(
     let embed_started = Instant::now();
     let mut vectors = encoders.encode_passages(&indexing_texts)?.into_iter();
     let embed_seconds = embed_started.elapsed().as_secs_f64();
+    if !still_wanted() {
+        return Err(IndexError::Abandoned);
+    }
     let mut writes = Vec::with_capacity(documents.len());
     for (document, version) in documents {
         let chunks: Vec<ChunkRecord> = document
@@ -402,7 +467,7 @@ pub fn write_documents(
                 bigram: vectors.bigram,
             })
             .collect();
-        writes.push((document_meta(document, version), chunks));
+        writes.push((document_meta(document, version, source), chunks));
     }
     store.replace_documents(&writes)?;
     Ok(Written {
@@ -411,7 +476,7 @@ pub fn write_documents(
     })
 }
 
-fn document_meta(document: &ParsedDocument, version: &str) -> DocumentMeta {
+fn document_meta(document: &ParsedDocument, version: &str, source: &str) -> DocumentMeta {
     let metadata = &document.metadata;
     let mut readers = metadata.readers.clone();
     if !readers.contains(&metadata.owner) {
@@ -432,6 +497,7 @@ fn document_meta(document: &ParsedDocument, version: &str) -> DocumentMeta {
             .map_or(0, |elapsed| elapsed.as_millis() as u64),
         chunk_count: document.chunks.len() as u32,
         page_count: document.page_count,
+        source: source.to_owned(),
     }
 }
 

@@ -17,6 +17,8 @@ pub mod generate;
 pub mod index;
 pub mod migrate;
 pub mod retrieve;
+pub mod role;
+pub mod secret;
 pub mod service;
 pub mod setup;
 pub mod store;

@@ -4,7 +4,9 @@
 //! Points keep their ids, so copying a point twice leaves one copy. The copy walks the source in
 //! point-id order and records, after each batch the target has acknowledged, where the next batch
 //! starts; an interrupted run started again with the same state file goes on from there. At the
-//! end the number of chunks of every document version is compared between the two stores.
+//! end the number of chunks of every document version is compared between the two stores, and
+//! only then are the document heads copied: the target shows a document only once all of its
+//! live version's chunks are there.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{StoreError, StoreRead, StoreWrite};
+use crate::store::{StoreAdmin, StoreError};
 
 /// A store named on the command line: `edge:DIR` or `qdrant:URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +134,8 @@ fn state_error(action: &'static str, path: &Path, error: impl fmt::Display) -> M
 /// document version. `progress` is called after each batch with (points copied so far, total).
 /// The state file is removed when the migration is verified.
 pub fn migrate(
-    source: (&dyn StoreRead, &str),
-    target: (&dyn StoreWrite, &str),
+    source: (&dyn StoreAdmin, &str),
+    target: (&dyn StoreAdmin, &str),
     state_path: &Path,
     batch_size: usize,
     progress: &dyn Fn(u64, u64),
@@ -184,6 +186,8 @@ pub fn migrate(
     }
 
     let verified_versions = verify(source, target)?;
+    let heads: Vec<_> = source.heads()?.into_values().collect();
+    target.import_heads(&heads)?;
     if let Err(error) = std::fs::remove_file(state_path) {
         tracing::warn!(path = %state_path.display(), %error, "cannot remove the finished migration's state file");
     }
@@ -196,7 +200,7 @@ pub fn migrate(
 }
 
 /// Every document version of the source has as many chunks in the target.
-fn verify(source: &dyn StoreRead, target: &dyn StoreRead) -> Result<usize, MigrateError> {
+fn verify(source: &dyn StoreAdmin, target: &dyn StoreAdmin) -> Result<usize, MigrateError> {
     let expected = source.chunk_counts()?;
     let found = target.chunk_counts()?;
     let differing: BTreeMap<&(String, String), (u64, u64)> = expected

@@ -3,6 +3,7 @@
 //! runtime, and returns domain types.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument, parse_document};
@@ -12,15 +13,20 @@ use crate::answer::{Answer, extractive_answer};
 use crate::config::Config;
 use crate::embed::{Encoders, Reranker};
 use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
-use crate::index::{IndexError, version_of, write_documents};
+use crate::index::{IndexError, upload_source, version_of, write_documents};
 use crate::retrieve::{Reranking, RetrieveError, Retriever};
-use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoreError, StoreWrite};
+use crate::store::{
+    DocumentMeta, ScoredChunk, SearchFilters, StoreAdmin, StoreError, StoreStatus, StoreWrite,
+    StoredChunk,
+};
 
-/// Everything a request needs, cheap to clone.
+/// Everything a request needs, cheap to clone. The store handle reads only inside a scope (and
+/// writes); the operator's handle ([`StoreAdmin`]) is handed out only by
+/// [`Service::open_with_operator`], to CLI commands.
 #[derive(Clone)]
 pub struct Service {
     pub config: Arc<Config>,
-    pub store: Arc<dyn StoreWrite>,
+    store: Arc<dyn StoreWrite>,
     pub encoders: Arc<Encoders>,
     /// The language model that writes answers; `None` answers extractively.
     pub generator: Option<Arc<Generator>>,
@@ -44,7 +50,42 @@ pub enum ServiceError {
     NotFound,
     #[error("a background task failed: {0}")]
     Task(String),
+    #[error("the request was abandoned (timed out or disconnected)")]
+    Cancelled,
 }
+
+/// Tells blocking work whether the request that wanted it is gone (timed out, disconnected):
+/// checked at each stage boundary, so abandoned work stops there instead of running on.
+#[derive(Clone)]
+pub struct Stages(Arc<AtomicBool>);
+
+impl Stages {
+    /// `Err(Cancelled)` once the request is gone.
+    pub fn next(&self) -> Result<(), ServiceError> {
+        if self.0.load(Ordering::Relaxed) {
+            return Err(ServiceError::Cancelled);
+        }
+        Ok(())
+    }
+}
+
+/// Marks the work abandoned when the awaiting future is dropped.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Longest title of an upload, in characters.
+const MAX_TITLE_CHARS: usize = 200;
+/// Longest file name of an upload, in characters.
+const MAX_FILE_NAME_CHARS: usize = 200;
+/// Longest kind, date or reader id of an upload, in characters.
+const MAX_ID_CHARS: usize = 64;
+/// Most reader tokens of an upload.
+const MAX_READERS: usize = 32;
 
 /// A search's passages and how long it took.
 pub struct Searched<T> {
@@ -53,13 +94,18 @@ pub struct Searched<T> {
 }
 
 impl Service {
+    /// Runs `work` on a blocking thread. When the returned future is dropped before the work
+    /// ends, `work` sees it at its next [`Stages::next`] and stops there.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Service) -> Result<T, ServiceError> + Send + 'static,
+        work: impl FnOnce(Service, Stages) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
         let service = self.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(service)))
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
+        let stages = Stages(abandoned);
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(service, stages)))
             .await
             .map_err(|error| ServiceError::Task(error.to_string()))?
     }
@@ -104,7 +150,8 @@ impl Service {
         let query = self.checked_query(query, "検索語")?;
         let started = Instant::now();
         let passages = self
-            .blocking(move |service| {
+            .blocking(move |service, stages| {
+                stages.next()?;
                 let retriever = Retriever {
                     store: service.store.as_ref(),
                     encoders: &service.encoders,
@@ -182,12 +229,64 @@ impl Service {
         })
     }
 
+    /// The documents readable in `scope`. Their reader lists show only the tokens of the scope
+    /// (the caller's organisation, its groups, `public`): who else may read a document is not
+    /// the caller's business.
     pub async fn documents(&self, scope: Scope) -> Result<Vec<DocumentMeta>, ServiceError> {
-        self.blocking(move |service| Ok(service.store.documents(&scope)?))
+        self.blocking(move |service, _| {
+            let mut documents = service.store.documents(&scope)?;
+            for document in &mut documents {
+                document.readers = visible_readers(&scope, &document.readers);
+            }
+            Ok(documents)
+        })
+        .await
+    }
+
+    /// Chunks of a readable document around `around` (`radius` on each side), or all of them
+    /// when `around` is `None`. A document the scope cannot read is [`ServiceError::NotFound`],
+    /// exactly like one that does not exist.
+    pub async fn passages(
+        &self,
+        scope: Scope,
+        doc_id: String,
+        around: Option<u32>,
+        radius: u32,
+    ) -> Result<(DocumentMeta, Vec<StoredChunk>), ServiceError> {
+        let ordinals = match around {
+            Some(ordinal) => ordinal.saturating_sub(radius)..=ordinal.saturating_add(radius),
+            None => 0..=u32::MAX,
+        };
+        self.blocking(move |service, _| {
+            let (mut document, passages) = service
+                .store
+                .passages(&scope, &doc_id, ordinals)?
+                .ok_or(ServiceError::NotFound)?;
+            document.readers = visible_readers(&scope, &document.readers);
+            Ok((document, passages))
+        })
+        .await
+    }
+
+    /// The same model and generator on another store, with `config` (e.g. to compare backends).
+    pub fn with_store(&self, config: Config, store: Arc<dyn StoreWrite>) -> Self {
+        Self {
+            config: Arc::new(config),
+            store,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the store answers (for readiness probes).
+    pub async fn store_status(&self) -> Result<StoreStatus, ServiceError> {
+        self.blocking(move |service, _| Ok(service.store.status()?))
             .await
     }
 
-    /// Stores an uploaded document owned by the principal's organisation. Editors and admins only.
+    /// Stores an uploaded document owned by the principal's organisation. Editors and admins
+    /// only (checked by the HTTP layer before the body is read, and again here). Readers may be
+    /// the uploader's organisation, its groups and `public`; an admin may name any configured
+    /// organisation or group.
     pub async fn upload(
         &self,
         principal: &Principal,
@@ -200,24 +299,30 @@ impl Service {
         }
         let doc_id = upload_doc_id(principal.org(), &file_name)?;
         metadata.validate()?;
+        let readers = metadata
+            .readers
+            .unwrap_or_else(|| vec![principal.org().to_owned()]);
+        self.check_upload_readers(principal, &readers)?;
         let metadata = DocumentMetadata {
             title: metadata.title,
             owner: principal.org().to_owned(),
-            readers: metadata
-                .readers
-                .unwrap_or_else(|| vec![principal.org().to_owned()]),
+            readers,
             kind: metadata.kind.unwrap_or_else(|| "document".to_owned()),
             date: metadata.date,
         };
         let options = self.config.chunking.options();
         let scope = principal.scope();
-        self.blocking(move |service| {
+        let source = upload_source(principal.org());
+        self.blocking(move |service, stages| {
             let version = version_of(&bytes, &metadata, &options);
             let document = parse(&doc_id, &bytes, metadata, &options)?;
+            stages.next()?;
             write_documents(
                 &[(document, version)],
+                &source,
                 service.store.as_ref(),
                 &service.encoders,
+                &|| stages.next().is_ok(),
             )?;
             service
                 .store
@@ -227,11 +332,38 @@ impl Service {
         .await
     }
 
+    fn check_upload_readers(
+        &self,
+        principal: &Principal,
+        readers: &[String],
+    ) -> Result<(), ServiceError> {
+        let own: Vec<&str> = std::iter::once(principal.org())
+            .chain(principal.groups().iter().map(String::as_str))
+            .chain([crate::access::PUBLIC])
+            .collect();
+        let allowed = |reader: &str| {
+            own.contains(&reader)
+                || (principal.role() == Role::Admin && self.config.is_known_reader(reader))
+        };
+        if readers.len() > MAX_READERS {
+            return Err(ServiceError::InvalidRequest(format!(
+                "readers は{MAX_READERS}個までにしてください。"
+            )));
+        }
+        match readers.iter().find(|reader| !allowed(reader)) {
+            None => Ok(()),
+            Some(refused) => Err(ServiceError::InvalidRequest(format!(
+                "readers に「{refused}」は指定できません。指定できるのは {} です。",
+                own.join("、")
+            ))),
+        }
+    }
+
     /// Deletes a document. Only editors and admins of the owner organisation; a document the
     /// caller cannot read is reported as not found.
     pub async fn delete(&self, principal: &Principal, doc_id: String) -> Result<(), ServiceError> {
         let principal = principal.clone();
-        self.blocking(move |service| {
+        self.blocking(move |service, _| {
             let document = service
                 .store
                 .document(&principal.scope(), &doc_id)?
@@ -259,6 +391,37 @@ pub struct UploadMetadata {
 
 impl UploadMetadata {
     fn validate(&self) -> Result<(), ServiceError> {
+        if self
+            .title
+            .as_ref()
+            .is_some_and(|title| title.chars().count() > MAX_TITLE_CHARS)
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "title は{MAX_TITLE_CHARS}文字以内にしてください。"
+            )));
+        }
+        let short = self
+            .readers
+            .iter()
+            .flatten()
+            .chain(self.kind.as_ref())
+            .chain(self.date.as_ref());
+        if let Some(long) = short
+            .into_iter()
+            .find(|id| id.chars().count() > MAX_ID_CHARS)
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "「{}…」は長すぎます。readers・kind・date は{MAX_ID_CHARS}文字以内にしてください。",
+                long.chars().take(20).collect::<String>()
+            )));
+        }
+        if let Some(date) = &self.date
+            && !is_document_date(date)
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "date「{date}」は YYYY、YYYY-MM または YYYY-MM-DD の形で指定してください。"
+            )));
+        }
         let ids = self.readers.iter().flatten().chain(self.kind.as_ref());
         if let Some(bad) = ids
             .into_iter()
@@ -282,6 +445,31 @@ fn parse(
         .map_err(|error| ServiceError::InvalidRequest(error.to_string()))
 }
 
+/// `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, digits only.
+fn is_document_date(date: &str) -> bool {
+    let parts: Vec<&str> = date.split('-').collect();
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        [year] => digits(year, 4),
+        [year, month] => digits(year, 4) && digits(month, 2),
+        [year, month, day] => digits(year, 4) && digits(month, 2) && digits(day, 2),
+        _ => false,
+    }
+}
+
+/// The reader tokens of a document that the scope holds (all of them for the operator).
+fn visible_readers(scope: &Scope, readers: &[String]) -> Vec<String> {
+    match scope.reader_tokens() {
+        None => readers.to_vec(),
+        Some(tokens) => readers
+            .iter()
+            .filter(|reader| tokens.contains(reader))
+            .cloned()
+            .collect(),
+    }
+}
+
 /// Uploaded documents live under `uploads/<org>/<file name>`.
 fn upload_doc_id(org: &str, file_name: &str) -> Result<String, ServiceError> {
     let name = std::path::Path::new(file_name)
@@ -289,6 +477,11 @@ fn upload_doc_id(org: &str, file_name: &str) -> Result<String, ServiceError> {
         .map(|name| name.to_string_lossy().into_owned())
         .filter(|name| !name.is_empty() && !name.starts_with('.'))
         .ok_or_else(|| ServiceError::InvalidRequest("ファイル名がありません。".to_owned()))?;
+    if name.chars().count() > MAX_FILE_NAME_CHARS {
+        return Err(ServiceError::InvalidRequest(format!(
+            "ファイル名は{MAX_FILE_NAME_CHARS}文字以内にしてください。"
+        )));
+    }
     Ok(format!("uploads/{org}/{name}"))
 }
 
@@ -309,6 +502,11 @@ pub enum OpenError {
 impl Service {
     /// Loads the model and opens the store the configuration names.
     pub fn open(config: Config) -> Result<Self, OpenError> {
+        Ok(Self::open_with_operator(config)?.0)
+    }
+
+    /// [`Service::open`], plus the operator's handle on the same store (for CLI commands).
+    pub fn open_with_operator(config: Config) -> Result<(Self, Arc<dyn StoreAdmin>), OpenError> {
         // First, so that a bad prompt template fails before the slow model load.
         let generator = Generator::from_config(&config.llm)?.map(Arc::new);
         let paths = model_paths(&config)?;
@@ -316,6 +514,7 @@ impl Service {
             &paths,
             config.model.workers,
             config.model.batch_size,
+            config.model.max_queue,
         )?;
         let reranker = match &config.rerank.model_dir {
             Some(model_dir) => Some(Arc::new(Reranker::load(
@@ -326,20 +525,58 @@ impl Service {
             )?)),
             None => None,
         };
-        let store = crate::store::open(&config.storage, dense.dim())?;
+        let store = open_store(&config.storage, dense.dim())?;
         let encoders = Encoders {
             dense,
             bm25: crate::embed::Bm25Encoder::new()?,
             bigram: crate::embed::BigramEncoder::default(),
         };
-        Ok(Self {
+        let service = Self {
             config: Arc::new(config),
-            store,
+            store: store.clone(),
             encoders: Arc::new(encoders),
             generator,
             reranker,
-        })
+        };
+        Ok((service, store))
     }
+}
+
+impl From<&crate::config::QdrantConfig> for crate::store::QdrantOptions {
+    fn from(config: &crate::config::QdrantConfig) -> Self {
+        Self {
+            url: config.url.clone(),
+            api_key: config.api_key.clone(),
+            collection: config.collection.clone(),
+            timeout_ms: config.timeout_ms,
+            connect_timeout_ms: config.connect_timeout_ms,
+            retries: config.retries,
+            batch_size: config.batch_size,
+            shard_number: config.shard_number,
+            replication_factor: config.replication_factor,
+            write_consistency_factor: config.write_consistency_factor,
+            on_disk_payload: config.on_disk_payload,
+            on_disk_vectors: config.on_disk_vectors,
+        }
+    }
+}
+
+/// Opens the store the configuration names, for chunks with `dense_dim`-dimensional vectors;
+/// opening finishes any write an earlier process left half done.
+pub fn open_store(
+    config: &crate::config::StorageConfig,
+    dense_dim: usize,
+) -> Result<Arc<dyn StoreAdmin>, StoreError> {
+    use crate::config::StorageBackend;
+    Ok(match config.backend {
+        StorageBackend::Edge => {
+            Arc::new(crate::store::EdgeStore::open(&config.data_dir, dense_dim)?)
+        }
+        StorageBackend::Qdrant => {
+            let options = crate::store::QdrantOptions::from(&config.qdrant);
+            Arc::new(crate::store::QdrantStore::connect(&options, dense_dim)?)
+        }
+    })
 }
 
 /// Where the model and ONNX Runtime are: from the configuration, else from `hikitsugi setup`'s cache.

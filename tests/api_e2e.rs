@@ -20,6 +20,9 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+#[path = "api_e2e/web.rs"]
+mod web;
+
 const PUBLIC_KEY: &str = "demo-public-key";
 const HYOGO_KEY: &str = "demo-hyogo-key";
 const WAKAYAMA_KEY: &str = "demo-wakayama-key";
@@ -29,6 +32,9 @@ const DOC_001: &str = "001_7edbf951067d5dc5.txt";
 const DOC_002: &str = "002_26f35822bf60047f.txt";
 const DOC_003: &str = "003_f10a30ba901d5c79.txt";
 const DOC_004: &str = "004_8f744ed686420421.txt";
+
+/// The test server's upload limit (the demo's is 50 MB): small, so that a test can exceed it.
+const UPLOAD_LIMIT: usize = 1 << 20;
 
 /// Answered only by 003, which only 和歌山県 may read.
 const WAKAYAMA_QUESTION: &str = "オンラインよろず相談はどのように実施されましたか";
@@ -105,6 +111,7 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
         .prefix("api-e2e-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     config.storage.data_dir = data_dir.path().to_owned();
+    config.server.max_upload_bytes = UPLOAD_LIMIT;
     if let Some(url) = std::env::var("QDRANT_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -125,15 +132,18 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
     config.model.dir = Some(paths.model_dir);
     config.model.onnxruntime = Some(paths.ort_dylib);
     let options = config.chunking.options();
-    let service = Service::open(config)?;
+    let (service, service_store) = Service::open_with_operator(config)?;
     let started = std::time::Instant::now();
     let summary = hikitsugi::index::ingest_dir(
-        &root.join("tests/demo/corpus"),
-        None,
-        service.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: &root.join("tests/demo/corpus"),
+            manifest: None,
+            prune: false,
+        },
+        |_| true,
+        service_store.as_ref(),
         &service.encoders,
         &options,
-        false,
         &ProgressBar::hidden(),
     )?;
     eprintln!(

@@ -72,14 +72,18 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
     let data = tempfile::tempdir().expect("tempdir");
     let mut config = Config::default();
     config.storage.data_dir = data.path().join("edge");
-    let edge = Service::open(config.clone()).expect("open the embedded service");
+    let (edge, edge_store) =
+        Service::open_with_operator(config.clone()).expect("open the embedded service");
     let summary = ingest_dir(
-        Path::new("tests/demo/corpus"),
-        None,
-        edge.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: Path::new("tests/demo/corpus"),
+            manifest: None,
+            prune: false,
+        },
+        |_| true,
+        edge_store.as_ref(),
         &edge.encoders,
         &edge.config.chunking.options(),
-        false,
         &ProgressBar::hidden(),
     )
     .expect("ingest");
@@ -97,14 +101,17 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
     // The stores are blocking: never called on an async worker without `block_in_place`.
     let qdrant = Arc::new(
         tokio::task::block_in_place(|| {
-            QdrantStore::connect(&config.storage.qdrant, edge.store.dense_dim())
+            QdrantStore::connect(
+                &hikitsugi::store::QdrantOptions::from(&config.storage.qdrant),
+                edge_store.dense_dim(),
+            )
         })
         .expect("connect to Qdrant"),
     );
     let state = data.path().join("migrate.json");
     let report = tokio::task::block_in_place(|| {
         migrate(
-            (edge.store.as_ref(), "edge"),
+            (edge_store.as_ref(), "edge"),
             (qdrant.as_ref(), "qdrant"),
             &state,
             100,
@@ -113,13 +120,7 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
     })
     .expect("migrate");
     assert_eq!(report.copied, summary.chunks as u64);
-    let server = Service {
-        config: Arc::new(config),
-        store: qdrant.clone(),
-        encoders: edge.encoders.clone(),
-        generator: None,
-        reranker: None,
-    };
+    let server = edge.with_store(config, qdrant.clone());
 
     let mut compared = 0;
     for (org, scope) in scopes() {

@@ -2,33 +2,41 @@
 //! documents, and what a search sees afterwards.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use hikitsugi::access::Operator;
 use hikitsugi::config::Config;
 use hikitsugi::index::ingest_dir;
 use hikitsugi::service::Service;
-use hikitsugi::store::SearchFilters;
+use hikitsugi::store::{SearchFilters, StoreAdmin};
 use indicatif::ProgressBar;
 
 const MANIFEST: &str =
     "[defaults]\nowner = \"pref-test\"\nreaders = [\"public\"]\nkind = \"minutes\"\n";
 
-fn service(data_dir: &Path) -> Service {
+fn service(data_dir: &Path) -> (Service, Arc<dyn StoreAdmin>) {
     let cache_dir = hikitsugi::setup::default_cache_dir().expect("cache dir");
     hikitsugi::setup::ensure_model(&cache_dir, &|_| {}).expect("model setup");
     let mut config = Config::default();
     config.storage.data_dir = data_dir.to_owned();
-    Service::open(config).expect("open service")
+    Service::open_with_operator(config).expect("open service")
 }
 
-fn ingest(service: &Service, corpus: &Path, prune: bool) -> hikitsugi::index::IngestSummary {
+fn ingest(
+    (service, service_store): &(Service, Arc<dyn StoreAdmin>),
+    corpus: &Path,
+    prune: bool,
+) -> hikitsugi::index::IngestSummary {
     ingest_dir(
-        corpus,
-        None,
-        service.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: corpus,
+            manifest: None,
+            prune,
+        },
+        |_| true,
+        service_store.as_ref(),
         &service.encoders,
         &service.config.chunking.options(),
-        prune,
         &ProgressBar::hidden(),
     )
     .expect("ingest")
@@ -94,7 +102,7 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
         (updated.added, updated.updated, updated.unchanged),
         (0, 1, 1)
     );
-    let found = doc_ids_for(&service, "電子申請の導入時期").await;
+    let found = doc_ids_for(&service.0, "電子申請の導入時期").await;
     let kaigi: Vec<&String> = found
         .iter()
         .filter(|(doc_id, _)| doc_id == "kaigi.txt")
@@ -111,7 +119,7 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
     let kept = ingest(&service, corpus.path(), false);
     assert_eq!(kept.pruned, 0);
     assert!(
-        doc_ids_for(&service, "職員研修")
+        doc_ids_for(&service.0, "職員研修")
             .await
             .iter()
             .any(|(doc_id, _)| doc_id == "kenshu.md")
@@ -119,7 +127,7 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
     let pruned = ingest(&service, corpus.path(), true);
     assert_eq!(pruned.pruned, 1);
     assert!(
-        !doc_ids_for(&service, "職員研修")
+        !doc_ids_for(&service.0, "職員研修")
             .await
             .iter()
             .any(|(doc_id, _)| doc_id == "kenshu.md")
@@ -130,14 +138,17 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
 fn a_corpus_without_manifest_is_refused_with_what_to_do() {
     let corpus = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let service = service(data.path());
+    let (service, service_store) = service(data.path());
     let error = ingest_dir(
-        corpus.path(),
-        None,
-        service.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: corpus.path(),
+            manifest: None,
+            prune: false,
+        },
+        |_| true,
+        service_store.as_ref(),
         &service.encoders,
         &service.config.chunking.options(),
-        false,
         &ProgressBar::hidden(),
     )
     .unwrap_err()

@@ -4,9 +4,8 @@
 
 use std::time::Instant;
 
-use hikitsugi::setup::{
-    EMBEDDING_DIM, SetupError, default_cache_dir, ensure_model, load_embedder, locate_model,
-};
+use hikitsugi::embed::load_embedder;
+use hikitsugi::setup::{EMBEDDING_DIM, SetupError, default_cache_dir, ensure_model, locate_model};
 
 const QUERY: &str = "query: 山梨県の伴走支援の体制";
 const RELEVANT: &str = "passage: 山梨県では伴走支援を受け入れる推進体制を整備した";

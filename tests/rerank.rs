@@ -53,11 +53,14 @@ fn corpus(dir: &Path) {
     );
 }
 
-fn open(data_dir: &Path, reranker: Option<PathBuf>) -> Service {
+fn open(
+    data_dir: &Path,
+    reranker: Option<PathBuf>,
+) -> (Service, std::sync::Arc<dyn hikitsugi::store::StoreAdmin>) {
     let mut config = Config::default();
     config.storage.data_dir = data_dir.to_owned();
     config.rerank.model_dir = reranker;
-    Service::open(config).expect("open service")
+    Service::open_with_operator(config).expect("open service")
 }
 
 async fn search(service: &Service) -> Vec<(String, f32)> {
@@ -81,14 +84,17 @@ async fn a_configured_reranker_orders_the_fused_candidates_by_its_scores() {
     corpus(docs.path());
     let reranker = setup(&model.path().join("reranker"));
 
-    let fused_only = open(data.path(), None);
+    let (fused_only, fused_only_store) = open(data.path(), None);
     let summary = ingest_dir(
-        docs.path(),
-        None,
-        fused_only.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: docs.path(),
+            manifest: None,
+            prune: false,
+        },
+        |_| true,
+        fused_only_store.as_ref(),
         &fused_only.encoders,
         &fused_only.config.chunking.options(),
-        false,
         &ProgressBar::hidden(),
     )
     .expect("ingest");
@@ -99,9 +105,9 @@ async fn a_configured_reranker_orders_the_fused_candidates_by_its_scores() {
         Some("taisei.txt"),
         "without a reranker the lexical match leads: {fused:?}"
     );
-    drop(fused_only);
+    drop((fused_only, fused_only_store));
 
-    let reranked = search(&open(data.path(), Some(reranker))).await;
+    let reranked = search(&open(data.path(), Some(reranker)).0).await;
     let order: Vec<&str> = reranked.iter().map(|(doc, _)| doc.as_str()).collect();
     assert_eq!(
         order,

@@ -20,3 +20,6 @@ pub use document::{
 pub use error::{IngestError, ManifestError};
 pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest, is_valid_id};
 pub use normalize::normalize_chars;
+
+/// The reader token that makes a document readable by everyone.
+pub const PUBLIC_READER: &str = "public";

@@ -27,12 +27,14 @@ pub struct DocumentMetadata {
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    path: String,
     defaults: Defaults,
     entries: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Defaults {
+    line: usize,
     owner: Option<String>,
     readers: Option<Vec<String>>,
     kind: Option<String>,
@@ -101,8 +103,10 @@ impl Manifest {
         let defaults = match raw.defaults {
             None => Defaults::default(),
             Some(defaults) => {
+                let line = line_of(source, defaults.span().start);
                 let defaults = defaults.into_inner();
                 Defaults {
+                    line,
                     owner: defaults
                         .owner
                         .map(|owner| validate_id(owner, "owner", &invalid))
@@ -165,7 +169,42 @@ impl Manifest {
                 date,
             });
         }
-        Ok(Self { defaults, entries })
+        Ok(Self {
+            path: path.to_owned(),
+            defaults,
+            entries,
+        })
+    }
+
+    /// Refuses owners and readers that `is_known` does not accept (`public` is always
+    /// accepted), naming the first one and its line.
+    pub fn check_ids(&self, is_known: impl Fn(&str) -> bool) -> Result<(), ManifestError> {
+        let sections = std::iter::once((
+            self.defaults.line,
+            self.defaults.owner.as_ref(),
+            self.defaults.readers.as_ref(),
+        ))
+        .chain(
+            self.entries
+                .iter()
+                .map(|entry| (entry.line, entry.owner.as_ref(), entry.readers.as_ref())),
+        );
+        for (line, owner, readers) in sections {
+            let ids = owner.into_iter().chain(readers.into_iter().flatten());
+            if let Some(unknown) = ids
+                .filter(|id| *id != crate::PUBLIC_READER)
+                .find(|id| !is_known(id))
+            {
+                return Err(ManifestError::Invalid {
+                    path: self.path.clone(),
+                    line,
+                    message: format!(
+                        "{unknown:?} is neither an organisation nor a group of the configuration: add it to [[organisations]] or [[groups]], or correct the manifest"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Metadata for a document id (its path relative to the corpus folder): the first entry whose

@@ -111,7 +111,10 @@ pub enum PdfError {
 /// costs that page only (its [`PdfPage::problem`] says why); a document that cannot be
 /// opened is a [`PdfError`].
 pub fn extract_pdf(bytes: &[u8]) -> Result<Vec<PdfPage>, PdfError> {
-    let doc = load(bytes)?;
+    let doc =
+        catch_unwind(AssertUnwindSafe(|| load(bytes))).map_err(|panic| PdfError::Malformed {
+            reason: format!("the parser failed: {}", panic_message(&*panic)),
+        })??;
     let pages = doc.get_pages();
     if pages.is_empty() {
         return Err(PdfError::NoPages);
@@ -177,8 +180,18 @@ fn load_error(error: lopdf::Error) -> PdfError {
     }
 }
 
+/// One page's text. A panic while reading it (a parser bug on a hostile page) costs that page
+/// only: it becomes [`PageProblem::Failed`] and the font cache, which it may have left half
+/// filled, starts over.
 fn read_page(doc: &Document, fonts: &mut FontCache, number: u32, id: ObjectId) -> PdfPage {
-    match page_text(doc, fonts, id) {
+    let read = catch_unwind(AssertUnwindSafe(|| page_text(doc, fonts, id)));
+    let read = read.unwrap_or_else(|panic| {
+        *fonts = FontCache::default();
+        Err(PageProblem::Failed {
+            reason: format!("the page reader failed: {}", panic_message(&*panic)),
+        })
+    });
+    match read {
         Ok(text) => PdfPage {
             number,
             text,
@@ -190,6 +203,14 @@ fn read_page(doc: &Document, fonts: &mut FontCache, number: u32, id: ObjectId) -
             problem: Some(problem),
         },
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 fn page_text(doc: &Document, fonts: &mut FontCache, id: ObjectId) -> Result<String, PageProblem> {

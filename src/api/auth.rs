@@ -1,5 +1,6 @@
 //! Who is calling: an API key from `Authorization: Bearer <key>` or `X-API-Key: <key>`, looked
-//! up in the key ring. Keys never reach the log; their labels do.
+//! up in the key ring, or else the web app's session cookie (see `session.rs`, which also
+//! checks the CSRF token of state-changing requests). Keys never reach the log; their labels do.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -8,12 +9,13 @@ use axum::http::{HeaderMap, HeaderName};
 
 use super::AppState;
 use super::error::ApiError;
+use super::session::SessionRejection;
 use crate::access::Principal;
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The authenticated caller of a request. Extracting it before the body means an anonymous
-/// request gets 401 whatever its body.
+/// request gets 401 whatever its body. Only this extractor makes principals for the API.
 pub struct Caller {
     pub principal: Principal,
 }
@@ -22,22 +24,33 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = presented_key(&parts.headers).ok_or(ApiError::MissingKey)?;
-        let Some((label, principal)) = state.keys.authenticate(presented) else {
-            tracing::warn!("rejected an unknown API key");
-            return Err(ApiError::UnknownKey);
+        let (user, principal) = match presented_key(&parts.headers) {
+            Some(presented) => match state.keys.authenticate(presented) {
+                Some((label, principal)) => (label.to_owned(), principal.clone()),
+                None => {
+                    tracing::warn!("rejected an unknown API key");
+                    return Err(ApiError::UnknownKey);
+                }
+            },
+            None => match state.sessions.of_request(&parts.method, &parts.headers) {
+                Ok(Some(session)) => (session.user, session.principal),
+                Ok(None) => return Err(ApiError::MissingKey),
+                Err(SessionRejection::NoSession) => return Err(ApiError::SessionExpired),
+                Err(SessionRejection::CsrfMismatch) => {
+                    tracing::warn!("rejected a session request without its CSRF token");
+                    return Err(ApiError::CsrfMismatch);
+                }
+            },
         };
         let span = tracing::Span::current();
-        span.record("api_key", label);
+        span.record("api_key", user.as_str());
         span.record("org", principal.org());
-        Ok(Self {
-            principal: principal.clone(),
-        })
+        Ok(Self { principal })
     }
 }
 
 /// The key of a request: the bearer token, else the `X-API-Key` header.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -18,6 +18,10 @@ pub enum ApiError {
     MissingKey,
     #[error("the presented API key is unknown")]
     UnknownKey,
+    #[error("the session cookie names no live session")]
+    SessionExpired,
+    #[error("a state-changing request of a session lacks its CSRF token")]
+    CsrfMismatch,
     #[error("invalid request: {message}")]
     InvalidRequest { message: String },
     #[error("the request body is not declared as JSON")]
@@ -73,7 +77,8 @@ pub struct ErrorDetail {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MissingKey | Self::UnknownKey => StatusCode::UNAUTHORIZED,
+            Self::MissingKey | Self::UnknownKey | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::CsrfMismatch => StatusCode::FORBIDDEN,
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -88,7 +93,8 @@ impl ApiError {
 
     fn code(&self) -> ErrorCode {
         match self {
-            Self::MissingKey | Self::UnknownKey => ErrorCode::Unauthorized,
+            Self::MissingKey | Self::UnknownKey | Self::SessionExpired => ErrorCode::Unauthorized,
+            Self::CsrfMismatch => ErrorCode::Forbidden,
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::NotJson => ErrorCode::UnsupportedMediaType,
             Self::Forbidden => ErrorCode::Forbidden,
@@ -101,13 +107,20 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             Self::MissingKey => {
                 "APIキーが必要です。Authorization: Bearer <APIキー> ヘッダー（または X-API-Key ヘッダー）で指定してください。"
                     .to_owned()
             }
             Self::UnknownKey => "APIキーが正しくありません。".to_owned(),
+            Self::SessionExpired => {
+                "セッションの有効期限が切れました。もう一度サインインしてください。".to_owned()
+            }
+            Self::CsrfMismatch => {
+                "画面の情報が古くなっています。ページを再読み込みしてから、もう一度操作してください。"
+                    .to_owned()
+            }
             Self::InvalidRequest { message } => message.clone(),
             Self::NotJson => "Content-Type: application/json で送ってください。".to_owned(),
             Self::Forbidden => "この操作を行う権限がありません。".to_owned(),
@@ -140,6 +153,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidRequest(message) => Self::InvalidRequest { message },
             ServiceError::Forbidden => Self::Forbidden,
             ServiceError::NotFound => Self::DocumentNotFound,
+            ServiceError::Cancelled | ServiceError::Index(crate::index::IndexError::Abandoned) => {
+                Self::Timeout
+            }
+            ServiceError::Retrieve(crate::retrieve::RetrieveError::Embed(
+                crate::embed::EmbedError::Busy(_),
+            ))
+            | ServiceError::Index(crate::index::IndexError::Embed(
+                crate::embed::EmbedError::Busy(_),
+            )) => Self::Overloaded,
             // Upload parse failures arrive as `InvalidRequest`; whatever reaches these is ours.
             error @ (ServiceError::Retrieve(_)
             | ServiceError::Store(_)
@@ -176,7 +198,9 @@ impl IntoResponse for ApiError {
             Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::InvalidRequest { .. }
+            Self::SessionExpired
+            | Self::CsrfMismatch
+            | Self::InvalidRequest { .. }
             | Self::NotJson
             | Self::Forbidden
             | Self::DocumentNotFound

@@ -12,11 +12,14 @@
 //! 2. per-route request counts and latency histograms (`/metrics`);
 //! 3. a default body limit of `server.max_json_bytes` (413 beyond it);
 //! 4. on every route but the upload: the request timeout `server.request_timeout_ms` (504);
-//!    uploads are exempt because embedding a long document takes longer, and a timed-out upload
-//!    would still be stored;
+//!    a streamed answer gets the same deadline for its whole stream (see `stream.rs`);
 //! 5. on `/v1/search` and `/v1/ask`: at most `server.max_concurrent_queries` at once, shared by
-//!    both, and load shedding beyond that (503 at once rather than a queue);
-//! 6. on the upload: a body limit of `server.max_upload_bytes` instead of the JSON one.
+//!    both, and load shedding beyond that (503 at once rather than a queue); a query's slot is
+//!    held until its response body has been sent, so a streamed answer counts for its whole life;
+//! 6. on the upload: the caller's role is checked before the body is read; at most
+//!    `server.max_concurrent_uploads` at once (503 beyond), each within
+//!    `server.upload_timeout_ms` (504, and nothing is stored), and a body limit of
+//!    `server.max_upload_bytes` instead of the JSON one.
 //!
 //! Serving locally, e.g. from a test or the CLI:
 //!
@@ -27,13 +30,16 @@
 //! # }
 //! ```
 
+mod admit;
 mod auth;
 mod error;
 mod extract;
 mod handlers;
 mod observe;
 mod openapi;
+mod session;
 mod stream;
+mod web;
 pub mod wire;
 
 pub use openapi::openapi;
@@ -47,9 +53,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -64,24 +69,37 @@ struct AppState {
     keys: Arc<KeyRing>,
     openapi: Arc<utoipa::openapi::OpenApi>,
     metrics: PrometheusHandle,
+    /// Slots for searches and answers (`server.max_concurrent_queries`).
+    queries: Arc<Semaphore>,
+    /// Slots for uploads (`server.max_concurrent_uploads`).
+    uploads: Arc<Semaphore>,
+    names: wire::Names,
+    sessions: Arc<session::Sessions>,
+    /// SHA-256 of the key `/metrics` wants, when one is configured.
+    metrics_key: Option<[u8; 32]>,
 }
 
 /// The whole HTTP application for `service`, ready for [`axum::serve`].
 pub fn router(service: Service) -> Router {
     let server = service.config.server.clone();
     let state = AppState {
-        keys: Arc::new(KeyRing::from_config(&service.config)),
+        keys: Arc::new(key_ring(&service.config)),
         openapi: Arc::new(openapi()),
         metrics: observe::metrics_handle(),
+        queries: Arc::new(Semaphore::new(server.max_concurrent_queries)),
+        uploads: Arc::new(Semaphore::new(server.max_concurrent_uploads)),
+        names: wire::Names::from_config(&service.config),
+        sessions: Arc::new(session::Sessions::new(Duration::from_secs(
+            server.session_ttl_minutes * 60,
+        ))),
+        metrics_key: server.metrics_key_sha256.as_deref().and_then(|hash| {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(hash, &mut bytes).ok().map(|()| bytes)
+        }),
         service,
     };
 
-    let admission = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(error::middleware_error))
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(
-            server.max_concurrent_queries,
-        ));
+    let admission = middleware::from_fn_with_state(state.clone(), admit::query);
     let timeout = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(error::middleware_error))
         .layer(TimeoutLayer::new(Duration::from_millis(
@@ -95,11 +113,17 @@ pub fn router(service: Service) -> Router {
     let timed = Router::new()
         .merge(queries)
         .route("/v1/documents", get(handlers::list_documents))
+        .route("/v1/passages", get(handlers::passages))
         .route("/v1/documents/{*doc_id}", delete(handlers::delete_document))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi_json))
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/app.css", get(web::style))
+        .route("/auth/session", get(web::current).post(web::sign_in))
+        .route("/auth/logout", post(web::sign_out))
         .route_layer(timeout);
 
     Router::new()
@@ -123,6 +147,15 @@ pub fn router(service: Service) -> Router {
                 .layer(DefaultBodyLimit::max(server.max_json_bytes)),
         )
         .with_state(state)
+}
+
+/// The configured API keys, each with its principal.
+fn key_ring(config: &crate::config::Config) -> KeyRing {
+    KeyRing::new(config.api_keys.iter().filter_map(|key| {
+        let groups = config.groups_of(&key.org)?;
+        let principal = crate::access::Principal::new(key.org.clone(), groups, key.role);
+        Some((key.sha256.clone(), key.label.clone(), principal))
+    }))
 }
 
 /// Serves the API on `server.listen` until Ctrl-C or SIGTERM, then lets requests in flight finish.

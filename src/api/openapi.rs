@@ -17,19 +17,24 @@ use super::handlers;
         handlers::search,
         handlers::ask,
         handlers::list_documents,
+        handlers::passages,
         handlers::upload_document,
         handlers::delete_document,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,
         handlers::openapi_json,
+        super::web::sign_in,
+        super::web::current,
+        super::web::sign_out,
     ),
-    components(schemas(super::wire::StreamPassages, super::wire::StreamDelta)),
+    components(schemas(super::wire::StreamPassages, super::wire::StreamSentence)),
     modifiers(&Security),
     tags(
         (name = "search", description = "Passages and cited answers"),
         (name = "documents", description = "Listing, uploading and deleting documents"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
+        (name = "web", description = "Sessions of the web app (cookies; not for programs)"),
     )
 )]
 struct ApiDoc;

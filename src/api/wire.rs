@@ -5,10 +5,35 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::answer::{Answer, AnswerMode};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::answer::{Answer, AnswerMode, supporting_sentences};
+use crate::config::Config;
 use crate::generate::{Action, CheckedSentence, Verdict, Verification};
 use crate::service::{Searched, UploadMetadata};
-use crate::store::{DocumentMeta, ScoredChunk, SearchFilters};
+use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoredChunk};
+
+/// Organisation display names by id, from the configuration, for responses people read.
+#[derive(Debug, Clone, Default)]
+pub struct Names(Arc<HashMap<String, String>>);
+
+impl Names {
+    pub fn from_config(config: &Config) -> Self {
+        Self(Arc::new(
+            config
+                .organisations
+                .iter()
+                .map(|org| (org.id.clone(), org.name.clone()))
+                .collect(),
+        ))
+    }
+
+    /// The organisation's name, or its id when the configuration gives none.
+    pub fn organisation(&self, id: &str) -> String {
+        self.0.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+}
 
 /// `POST /v1/search`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,44 +82,91 @@ pub struct SearchResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Passage {
     pub doc_id: String,
+    /// The document version the passage belongs to.
+    pub version: String,
     pub title: String,
     /// Organisation id of the owner.
     pub owner: String,
+    /// The owner's name, from the configuration.
+    pub owner_name: String,
     pub kind: String,
+    pub date: Option<String>,
     /// First page of the passage, from 1 (1 for text documents).
     pub page_start: u32,
     pub page_end: u32,
     /// Headings above the passage, outermost first.
     pub heading_path: Vec<String>,
     pub text: String,
+    /// Position of the passage in its document, from 0 (for `GET /v1/passages?around=`).
+    pub ordinal: u32,
     /// Fused relevance; comparable only within one response.
     pub score: f32,
+    /// Parts of the query found in `text` (for highlighting), longest first.
+    pub matched_terms: Vec<String>,
 }
 
-impl From<ScoredChunk> for Passage {
-    fn from(scored: ScoredChunk) -> Self {
+impl Passage {
+    fn new(scored: ScoredChunk, query: &str, names: &Names) -> Self {
         let chunk = scored.chunk;
         Self {
+            matched_terms: matched_terms(query, &chunk.text),
+            owner_name: names.organisation(&chunk.document.owner),
             doc_id: chunk.document.doc_id,
+            version: chunk.document.version,
             title: chunk.document.title,
             owner: chunk.document.owner,
             kind: chunk.document.kind,
+            date: chunk.document.date,
             page_start: chunk.page_start,
             page_end: chunk.page_end,
             heading_path: chunk.heading_path,
             text: chunk.text,
+            ordinal: chunk.ordinal,
             score: scored.score,
         }
     }
 }
 
-impl From<Searched<Vec<ScoredChunk>>> for SearchResponse {
-    fn from(searched: Searched<Vec<ScoredChunk>>) -> Self {
+impl SearchResponse {
+    pub fn new(searched: Searched<Vec<ScoredChunk>>, query: &str, names: &Names) -> Self {
         Self {
-            passages: searched.result.into_iter().map(Passage::from).collect(),
+            passages: searched
+                .result
+                .into_iter()
+                .map(|scored| Passage::new(scored, query, names))
+                .collect(),
             took_ms: searched.took_ms,
         }
     }
+}
+
+/// The longest pieces of `query` (at least two characters, not only hiragana) that occur in
+/// `text`, scanning the query left to right; longest first, without repeats.
+pub fn matched_terms(query: &str, text: &str) -> Vec<String> {
+    let query: Vec<char> = query.chars().collect();
+    let mut terms: Vec<String> = Vec::new();
+    let mut start = 0;
+    while start < query.len() {
+        let longest = (start + 2..=query.len())
+            .rev()
+            .map(|end| query[start..end].iter().collect::<String>())
+            .find(|piece| text.contains(piece.as_str()));
+        match longest {
+            Some(piece) => {
+                start += piece.chars().count();
+                let only_kana = piece
+                    .chars()
+                    .all(|c| ('\u{3040}'..='\u{309F}').contains(&c));
+                let blank = piece.trim().chars().count() < 2;
+                if !(only_kana || blank || terms.contains(&piece)) {
+                    terms.push(piece);
+                }
+            }
+            None => start += 1,
+        }
+    }
+    terms.sort_by_key(|term| std::cmp::Reverse(term.chars().count()));
+    terms
 }
 
 /// `POST /v1/ask`.
@@ -106,8 +178,8 @@ pub struct AskRequest {
     /// How many passages the answer may draw on.
     pub top_k: Option<usize>,
     /// Answer as server-sent events (`text/event-stream`) instead of one JSON body: a
-    /// `passages` event, `delta` events with the model's raw text, then an `answer` event with
-    /// the verified answer (an `AskResponse`). Only the `answer` event is verified.
+    /// `passages` event, `sentence` events (each a verified sentence of the answer), then an
+    /// `answer` event (an `AskResponse`).
     #[serde(default)]
     pub stream: bool,
 }
@@ -245,46 +317,71 @@ impl From<CheckedSentence> for SentenceCheck {
 /// A passage an answer cites as `[n]`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Citation {
-    /// From 1, in retrieval order.
+    /// From 1, in order of first use in the answer.
     pub n: usize,
     pub doc_id: String,
+    /// The document version the passage belongs to.
+    pub version: String,
     pub title: String,
+    /// Organisation id of the owner.
+    pub owner: String,
+    /// The owner's name, from the configuration.
+    pub owner_name: String,
+    pub kind: String,
+    pub date: Option<String>,
     pub page_start: u32,
     pub page_end: u32,
     pub heading_path: Vec<String>,
     pub text: String,
+    /// Position of the passage in its document, from 0 (for `GET /v1/passages?around=`).
+    pub ordinal: u32,
     pub score: f32,
+    /// The sentences of `text` that support the answer's sentences citing `[n]` (exact
+    /// substrings of `text`); empty for related passages of a "not found" answer.
+    pub highlights: Vec<String>,
 }
 
 impl Citation {
-    fn numbered(n: usize, scored: ScoredChunk) -> Self {
+    fn numbered(n: usize, scored: ScoredChunk, answer: Option<&str>, names: &Names) -> Self {
         let chunk = scored.chunk;
         Self {
             n,
+            highlights: answer
+                .map(|answer| supporting_sentences(answer, n, &chunk.text))
+                .unwrap_or_default(),
+            owner_name: names.organisation(&chunk.document.owner),
             doc_id: chunk.document.doc_id,
+            version: chunk.document.version,
             title: chunk.document.title,
+            owner: chunk.document.owner,
+            kind: chunk.document.kind,
+            date: chunk.document.date,
             page_start: chunk.page_start,
             page_end: chunk.page_end,
             heading_path: chunk.heading_path,
             text: chunk.text,
+            ordinal: chunk.ordinal,
             score: scored.score,
         }
     }
 }
 
-impl From<Searched<Answer>> for AskResponse {
-    fn from(searched: Searched<Answer>) -> Self {
+impl AskResponse {
+    pub fn new(searched: Searched<Answer>, names: &Names) -> Self {
         let answer = searched.result;
         let verification = answer.verification.map(VerificationReport::from);
+        let text = answer.text;
+        let cited_text = answer.found.then_some(text.as_str());
+        let citations = answer
+            .citations
+            .into_iter()
+            .enumerate()
+            .map(|(index, scored)| Citation::numbered(index + 1, scored, cited_text, names))
+            .collect();
         Self {
             found: answer.found,
-            answer: answer.text,
-            citations: answer
-                .citations
-                .into_iter()
-                .enumerate()
-                .map(|(index, scored)| Citation::numbered(index + 1, scored))
-                .collect(),
+            citations,
+            answer: text,
             mode: answer.mode.into(),
             verification,
             warnings: answer.warnings,
@@ -293,29 +390,72 @@ impl From<Searched<Answer>> for AskResponse {
     }
 }
 
-/// The `passages` event of a streamed answer: what the model was given, numbered as the
-/// `delta` events' raw `[n]` refer to them. The final `answer` event renumbers its citations.
+/// The `passages` event of a streamed answer: the passages the answer is drawn from, best
+/// first. The final `answer` event numbers its citations by first use.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StreamPassages {
     pub passages: Vec<Citation>,
 }
 
-impl From<Vec<ScoredChunk>> for StreamPassages {
-    fn from(passages: Vec<ScoredChunk>) -> Self {
+impl StreamPassages {
+    pub fn new(passages: Vec<ScoredChunk>, names: &Names) -> Self {
         Self {
             passages: passages
                 .into_iter()
                 .enumerate()
-                .map(|(index, scored)| Citation::numbered(index + 1, scored))
+                .map(|(index, scored)| Citation::numbered(index + 1, scored, None, names))
                 .collect(),
         }
     }
 }
 
-/// A `delta` event of a streamed answer: raw model text, not verified.
+/// A `sentence` event of a streamed answer: one more verified sentence.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StreamDelta {
+pub struct StreamSentence {
     pub text: String,
+    /// Its citation numbers, as the final `answer` event numbers them.
+    pub citations: Vec<usize>,
+}
+
+/// `GET /v1/passages`: passages of one document, in document order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PassagesResponse {
+    pub document: Document,
+    pub passages: Vec<DocumentPassage>,
+}
+
+/// One passage of a document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentPassage {
+    pub ordinal: u32,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub page_start: u32,
+    pub page_end: u32,
+}
+
+impl From<StoredChunk> for DocumentPassage {
+    fn from(chunk: StoredChunk) -> Self {
+        Self {
+            ordinal: chunk.ordinal,
+            text: chunk.text,
+            heading_path: chunk.heading_path,
+            page_start: chunk.page_start,
+            page_end: chunk.page_end,
+        }
+    }
+}
+
+/// Query of `GET /v1/passages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PassagesQuery {
+    /// The document.
+    pub doc_id: String,
+    /// The ordinal of a passage: return it and its neighbours. Absent: every passage.
+    pub around: Option<u32>,
+    /// Neighbours on each side of `around` (default 2, at most 20).
+    pub radius: Option<u32>,
 }
 
 /// `GET /v1/documents`: the documents the caller may read, ordered by id.
@@ -328,21 +468,28 @@ pub struct DocumentsResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Document {
     pub doc_id: String,
+    /// The live version.
+    pub version: String,
     pub title: String,
     /// Organisation id of the owner; only its editors may delete the document.
     pub owner: String,
+    /// The owner's name, from the configuration.
+    pub owner_name: String,
     pub kind: String,
     pub date: Option<String>,
-    /// Organisation ids, group ids or `public`: who may read the document.
+    /// Of the organisation ids, group ids or `public` that may read the document, those the
+    /// caller holds (its organisation, its groups, `public`).
     pub readers: Vec<String>,
     pub chunk_count: u32,
     pub page_count: u32,
 }
 
-impl From<DocumentMeta> for Document {
-    fn from(document: DocumentMeta) -> Self {
+impl Document {
+    pub fn new(document: DocumentMeta, names: &Names) -> Self {
         Self {
+            owner_name: names.organisation(&document.owner),
             doc_id: document.doc_id,
+            version: document.version,
             title: document.title,
             owner: document.owner,
             kind: document.kind,
@@ -354,10 +501,13 @@ impl From<DocumentMeta> for Document {
     }
 }
 
-impl From<Vec<DocumentMeta>> for DocumentsResponse {
-    fn from(documents: Vec<DocumentMeta>) -> Self {
+impl DocumentsResponse {
+    pub fn new(documents: Vec<DocumentMeta>, names: &Names) -> Self {
         Self {
-            documents: documents.into_iter().map(Document::from).collect(),
+            documents: documents
+                .into_iter()
+                .map(|document| Document::new(document, names))
+                .collect(),
         }
     }
 }

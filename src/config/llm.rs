@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+pub use crate::secret::ApiKey;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,27 +48,6 @@ pub enum UnsupportedPolicy {
     Mark,
 }
 
-/// A secret that never appears in `Debug` output or logs.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("ApiKey(***)")
-    }
-}
-
 impl Default for LlmConfig {
     fn default() -> Self {
         Self {
@@ -101,12 +81,16 @@ impl LlmConfig {
 
     /// The API key: `api_key`, else the variable `api_key_env` names (unset or empty: none).
     pub fn resolved_api_key(&self) -> Option<ApiKey> {
-        let given = self.api_key.as_ref().map(|key| key.0.clone()).or_else(|| {
-            self.api_key_env
-                .as_deref()
-                .and_then(|name| std::env::var(name).ok())
-        });
-        given.filter(|key| !key.trim().is_empty()).map(ApiKey)
+        let given = self
+            .api_key
+            .as_ref()
+            .map(|key| key.expose().to_owned())
+            .or_else(|| {
+                self.api_key_env
+                    .as_deref()
+                    .and_then(|name| std::env::var(name).ok())
+            });
+        given.filter(|key| !key.trim().is_empty()).map(ApiKey::new)
     }
 
     pub(super) fn validate(&self, request_timeout_ms: u64) -> Result<(), ConfigError> {

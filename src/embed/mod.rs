@@ -1,10 +1,12 @@
 //! Text to vectors: dense (e5) for meaning, BM25 words and character bigrams for wording.
 
 mod dense;
+mod model;
 mod rerank;
 mod sparse;
 
 pub use dense::{DenseEncoder, EmbedError};
+pub use model::{EMBEDDING_DIM, LoadError, MAX_TOKENS, ModelPaths, load_embedder, load_reranker};
 pub use rerank::Reranker;
 pub use sparse::{BigramEncoder, Bm25Encoder, SparseEncoderError};
 

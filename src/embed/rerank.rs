@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use fastembed::TextRerank;
 
 use super::EmbedError;
-use crate::setup::load_reranker;
+use super::model::load_reranker;
 
 /// A cross-encoder that scores (query, passage) pairs. `TextRerank::rerank` needs `&mut self`,
 /// so calls take turns on one instance.

@@ -56,8 +56,11 @@ pub enum GenerateError {
 pub enum AskEvent {
     /// The passages, numbered from 1 as the model sees them (and as the deltas' `[n]` mean).
     Passages(Vec<ScoredChunk>),
-    /// Raw model text, unverified.
-    Delta(String),
+    /// The model has started writing (once, at its first token); carries no text.
+    Generating,
+    /// One more sentence of the answer, verified against the passages: its text and its
+    /// citation numbers, numbered as the final answer numbers them.
+    Sentence { text: String, citations: Vec<usize> },
     /// The verified answer (or the extractive one); always the last event.
     Answer(Answer),
 }
@@ -135,6 +138,8 @@ impl Generator {
             raw: String::new(),
             started: Instant::now(),
             generating: false,
+            sent_sentences: 0,
+            queued: std::collections::VecDeque::new(),
         };
         futures_util::stream::unfold(state, move |mut state| {
             let span = span.clone();
@@ -271,10 +276,17 @@ struct StreamState {
     started: Instant,
     /// Between asking the model and the final event: dropping the state then cancels.
     generating: bool,
+    /// Verified sentences already sent.
+    sent_sentences: usize,
+    /// Events found but not yet returned.
+    queued: std::collections::VecDeque<AskEvent>,
 }
 
 impl StreamState {
     async fn advance(&mut self) -> Option<AskEvent> {
+        if let Some(event) = self.queued.pop_front() {
+            return Some(event);
+        }
         match std::mem::replace(&mut self.step, Step::Finished) {
             Step::Begin => {
                 self.step = Step::Connect;
@@ -300,24 +312,72 @@ impl StreamState {
         }
     }
 
+    /// Reads the model's text until there is something to send: the first-token event, a newly
+    /// verified sentence, or the final answer.
     async fn next_delta(&mut self, mut stream: CompletionStream) -> Option<AskEvent> {
-        match stream.next_delta().await {
-            Ok(Some(delta)) => {
-                if self.raw.is_empty() {
-                    tracing::info!(
-                        elapsed_ms = self.started.elapsed().as_millis() as u64,
-                        "first token"
-                    );
+        loop {
+            match stream.next_delta().await {
+                Ok(Some(delta)) => {
+                    let first = self.raw.is_empty();
+                    self.raw.push_str(&delta);
+                    self.queue_verified_sentences();
+                    if first {
+                        tracing::info!(
+                            elapsed_ms = self.started.elapsed().as_millis() as u64,
+                            "first token"
+                        );
+                        self.queued.push_front(AskEvent::Generating);
+                    }
+                    if let Some(event) = self.queued.pop_front() {
+                        self.step = Step::Streaming(stream);
+                        return Some(event);
+                    }
                 }
-                self.raw.push_str(&delta);
-                self.step = Step::Streaming(stream);
-                Some(AskEvent::Delta(delta))
+                Ok(None) => return self.end(stream, Ok(())),
+                Err(error) => return self.end(stream, Err(error)),
             }
-            Ok(None) if self.raw.trim().is_empty() => {
+        }
+    }
+
+    /// Verifies the complete sentences of the text so far and queues those not sent yet that
+    /// verification keeps. A sentence is complete once text follows its end and its markers.
+    fn queue_verified_sentences(&mut self) {
+        let Some(complete) = complete_sentences(&self.raw) else {
+            return;
+        };
+        let config = &self.generator.config;
+        let verified = verify(
+            complete,
+            &self.passages,
+            config.min_support,
+            config.unsupported,
+        );
+        let kept: Vec<CheckedSentence> = verified
+            .verification
+            .sentences
+            .into_iter()
+            .filter(|sentence| sentence.action != Action::Dropped)
+            .collect();
+        for sentence in kept.into_iter().skip(self.sent_sentences) {
+            self.sent_sentences += 1;
+            let text = match sentence.action {
+                Action::Marked => format!("{}{UNSUPPORTED_MARK}", sentence.text),
+                _ => sentence.text,
+            };
+            self.queued.push_back(AskEvent::Sentence {
+                text,
+                citations: sentence.citations,
+            });
+        }
+    }
+
+    fn end(&mut self, stream: CompletionStream, ended: Result<(), LlmError>) -> Option<AskEvent> {
+        match ended {
+            Ok(()) if self.raw.trim().is_empty() => {
                 let answer = fallback(self.extractive(), &empty_answer());
                 Some(self.finish(answer))
             }
-            Ok(None) => {
+            Ok(()) => {
                 tracing::info!(
                     model = self.generator.client.model(),
                     elapsed_ms = self.started.elapsed().as_millis() as u64,
@@ -358,4 +418,30 @@ impl Drop for StreamState {
             metrics::counter!(CANCELLED_METRIC).increment(1);
         }
     }
+}
+
+/// The part of `raw` made of complete sentences: up to the last sentence end (。！？!? or a
+/// line break) that is followed, after its citation markers, by more text. `None` before the
+/// first such end.
+fn complete_sentences(raw: &str) -> Option<&str> {
+    let mut complete = None;
+    let mut ended_at: Option<usize> = None;
+    let mut in_marker = false;
+    for (index, character) in raw.char_indices() {
+        match ended_at {
+            Some(_) if character == '[' || character == '［' => in_marker = true,
+            Some(_) if in_marker => in_marker = !(character == ']' || character == '］'),
+            Some(_) if character.is_whitespace() && character != '\n' => {}
+            Some(_) => {
+                complete = Some(index);
+                ended_at = None;
+            }
+            None => {}
+        }
+        if matches!(character, '。' | '！' | '？' | '!' | '?' | '\n') {
+            ended_at = Some(index);
+            in_marker = false;
+        }
+    }
+    complete.map(|end| &raw[..end])
 }

@@ -232,6 +232,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 1,
                     page_count: 3,
+                    source: "test".to_owned(),
                 },
                 ordinal: 0,
                 text: text.to_owned(),

@@ -10,16 +10,20 @@
 //!   (the segment holder's `RwLock` and each segment's `RwLock`); updates take the same read lock
 //!   on the holder and short write locks on segments. Queries therefore run concurrently with each
 //!   other and with a write. A query during a write may see part of it (some chunks of a new
-//!   version): results keep only the newest version of each document.
+//!   version): results keep only live versions (see [`super::versions`]).
+//! - Document heads live in `hikitsugi-heads.json` beside the shard, replaced atomically (a
+//!   temporary file, fsync, rename, fsync of the directory) after the chunks they name are
+//!   flushed, and in memory for readers.
 //! - `Fusion::Rrf { k, weights }` supports both a `k` and one weight per prefetch (see
 //!   [`RrfParams`] for the exact formula), so fusion runs inside qdrant-edge.
 //! - Point ids may be UUIDs: a chunk's id is a UUID v5 of (doc_id, version, ordinal).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::serde_json::{self, Value};
@@ -39,17 +43,21 @@ use uuid::Uuid;
 use super::points::{
     BIGRAM, BM25, CHUNK_BODY_FIELDS, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
     canonical_sparse, chunk_payload, chunk_record, collect_pages, fusion_weights, invalid,
-    keep_newest_versions, newest_documents, point_id, validate_chunks, validate_dense,
-    versions_by_document,
+    point_id, validate_dense,
+};
+use super::versions::{
+    self, DocumentHead, VersionedBackend, heads_from_first_chunks, live_passages, live_results,
 };
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
-    StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
+    StoreAdmin, StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
 };
 use crate::access::Scope;
 
 /// Points per scroll request.
 const SCROLL_PAGE: usize = 1024;
+/// The document heads, beside the shard's own files.
+const HEADS_FILE: &str = "hikitsugi-heads.json";
 
 /// A [`StoreRead`] + [`StoreWrite`] backend on an embedded qdrant-edge shard in a directory.
 ///
@@ -63,8 +71,11 @@ pub struct EdgeStore {
     shard: EdgeShard,
     path: PathBuf,
     dense_dim: usize,
-    /// Held across every `update` + `flush` sequence (see the module documentation).
+    /// Held across every write, from the first update to the last flush or head write (see
+    /// the module documentation); it is also the per-document writer lock.
     writes: Mutex<()>,
+    /// The document heads as last written to [`HEADS_FILE`].
+    heads: RwLock<BTreeMap<String, DocumentHead>>,
 }
 
 impl EdgeStore {
@@ -97,10 +108,92 @@ impl EdgeStore {
             path: dir.to_owned(),
             dense_dim,
             writes: Mutex::new(()),
+            heads: RwLock::new(BTreeMap::new()),
         };
         store.check_schema()?;
         store.ensure_payload_indexes()?;
+        store.load_heads()?;
+        let settled = versions::finish_interrupted(&store)?;
+        if settled > 0 {
+            tracing::info!(documents = settled, path = %dir.display(), "finished interrupted writes");
+        }
         Ok(store)
+    }
+
+    /// Reads the heads file; a store written before heads existed gets heads derived from its
+    /// chunks (the newest version of each document live).
+    fn load_heads(&self) -> Result<()> {
+        let path = self.path.join(HEADS_FILE);
+        let heads: Vec<DocumentHead> = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!("the document heads are unreadable: {e}"),
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let derived = heads_from_first_chunks(self.first_chunks(Filter::new())?);
+                if !derived.is_empty() {
+                    let _writes = self.lock_writes();
+                    self.save_heads(
+                        derived
+                            .iter()
+                            .map(|h| (h.doc_id.clone(), h.clone()))
+                            .collect(),
+                    )?;
+                    tracing::info!(
+                        documents = derived.len(),
+                        "derived document heads for a store written before them"
+                    );
+                }
+                derived
+            }
+            Err(error) => {
+                return Err(StoreError::Open {
+                    path: path.display().to_string(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        *self.heads.write().unwrap_or_else(PoisonError::into_inner) =
+            heads.into_iter().map(|h| (h.doc_id.clone(), h)).collect();
+        Ok(())
+    }
+
+    /// Writes `heads` as the whole heads file, atomically and durably, then publishes them to
+    /// readers. Call with the write lock held.
+    fn save_heads(&self, heads: BTreeMap<String, DocumentHead>) -> Result<()> {
+        let error = |reason: String| StoreError::Operation {
+            operation: "write document heads",
+            reason,
+        };
+        let json = serde_json::to_vec(&heads.values().collect::<Vec<_>>())
+            .map_err(|e| error(e.to_string()))?;
+        let mut file =
+            tempfile::NamedTempFile::new_in(&self.path).map_err(|e| error(e.to_string()))?;
+        file.write_all(&json).map_err(|e| error(e.to_string()))?;
+        file.as_file()
+            .sync_all()
+            .map_err(|e| error(e.to_string()))?;
+        file.persist(self.path.join(HEADS_FILE))
+            .map_err(|e| error(e.to_string()))?;
+        fs::File::open(&self.path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| error(format!("cannot sync the directory: {e}")))?;
+        *self.heads.write().unwrap_or_else(PoisonError::into_inner) = heads;
+        Ok(())
+    }
+
+    fn heads_snapshot(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, DocumentHead>> {
+        // Heads are replaced whole, so a panic elsewhere cannot leave them half updated.
+        self.heads.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn upsert_points(&self, points: Vec<PointStructPersisted>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
+        self.update("upsert chunks", UpdateOperation::PointOperation(upsert))?;
+        self.flush()
     }
 
     /// Opens an existing store in `dir` with the dense dimension it was created with; a directory
@@ -362,67 +455,71 @@ impl StoreRead for EdgeStore {
             .query(request)
             .map_err(|e| operation_error("query", e))?;
         fused.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        fused.truncate(query.limit);
+        let fused: Vec<(PointId, f32)> = fused.into_iter().map(|p| (p.id, p.score)).collect();
 
-        let ids: Vec<PointId> = fused.iter().map(|point| point.id).collect();
-        let records = self
-            .shard
-            .retrieve(
-                &ids,
-                Some(WithPayloadInterface::Bool(true)),
-                Some(WithVector::Bool(false)),
-            )
-            .map_err(|e| operation_error("retrieve", e))?;
-        let mut payloads: HashMap<PointId, Option<qdrant_edge::Payload>> = records
-            .into_iter()
-            .map(|record| (record.id, record.payload))
-            .collect();
-
-        let mut results = Vec::with_capacity(fused.len());
-        for point in fused {
-            // A point deleted since the query (an old version, during a replace) is skipped.
-            let Some(payload) = payloads.remove(&point.id) else {
-                continue;
-            };
-            // The scope is applied inside the search (each prefetch's filter) and checked again
-            // by the service; not here, so that the store suite tests the filter itself.
-            let stored: StoredChunk = decode(point.id, payload)?;
-            results.push(ScoredChunk {
-                chunk: stored,
-                score: point.score,
-            });
-        }
-        Ok(keep_newest_versions(results))
+        live_results(
+            scope,
+            &fused,
+            query.limit,
+            |ids| {
+                let records = self
+                    .shard
+                    .retrieve(
+                        ids,
+                        Some(WithPayloadInterface::Bool(true)),
+                        Some(WithVector::Bool(false)),
+                    )
+                    .map_err(|e| operation_error("retrieve", e))?;
+                let mut payloads: HashMap<PointId, Option<qdrant_edge::Payload>> = records
+                    .into_iter()
+                    .map(|record| (record.id, record.payload))
+                    .collect();
+                ids.iter()
+                    .map(|id| {
+                        payloads
+                            .remove(id)
+                            .map(|payload| decode::<StoredChunk>(*id, payload))
+                            .transpose()
+                    })
+                    .collect()
+            },
+            |doc_ids| self.read_heads(doc_ids),
+        )
     }
 
     fn documents(&self, scope: &Scope) -> Result<Vec<DocumentMeta>> {
-        let Some(filter) = scope_filter(scope)? else {
-            return Ok(Vec::new());
-        };
         Ok(self
-            .first_chunks(filter)
-            .map(|first| newest_documents(scope, first))?
-            .into_values()
+            .heads_snapshot()
+            .values()
+            .filter_map(|head| head.readable(scope).cloned())
             .collect())
     }
 
     fn document(&self, scope: &Scope, doc_id: &str) -> Result<Option<DocumentMeta>> {
-        let Some(filter) = scope_filter(scope)? else {
-            return Ok(None);
-        };
-        let filter = with_must(filter, match_keyword("doc_id", doc_id)?);
-        Ok(newest_documents(scope, self.first_chunks(filter)?).remove(doc_id))
+        Ok(self
+            .heads_snapshot()
+            .get(doc_id)
+            .and_then(|head| head.readable(scope).cloned()))
     }
 
-    fn point_count(&self) -> Result<u64> {
-        let count = self
-            .shard
-            .count(CountRequest {
-                filter: None,
-                exact: true,
-            })
-            .map_err(|e| operation_error("count", e))?;
-        Ok(count as u64)
+    fn passages(
+        &self,
+        scope: &Scope,
+        doc_id: &str,
+        ordinals: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<(DocumentMeta, Vec<StoredChunk>)>> {
+        live_passages(
+            &ordinals,
+            || self.document(scope, doc_id),
+            |live| {
+                let filter = Filter::new_must(match_keyword("doc_id", doc_id)?);
+                let filter = with_must(filter, match_keyword("version", &live.version)?);
+                self.scroll_all(filter, WithPayloadInterface::Bool(true))?
+                    .into_iter()
+                    .map(|record| decode::<StoredChunk>(record.id, record.payload))
+                    .collect()
+            },
+        )
     }
 
     fn status(&self) -> Result<StoreStatus> {
@@ -436,6 +533,35 @@ impl StoreRead for EdgeStore {
 
     fn dense_dim(&self) -> usize {
         self.dense_dim
+    }
+}
+
+impl StoreWrite for EdgeStore {
+    /// See [`super::versions`]: pending heads, one upsert and flush of every chunk, the switch
+    /// of heads, then one delete and flush of the previous versions.
+    fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
+        versions::replace(self, documents)
+    }
+
+    fn delete_document(&self, doc_id: &str) -> Result<bool> {
+        versions::delete(self, doc_id)
+    }
+}
+
+impl StoreAdmin for EdgeStore {
+    fn heads(&self) -> Result<BTreeMap<String, DocumentHead>> {
+        Ok(self.heads_snapshot().clone())
+    }
+
+    fn point_count(&self) -> Result<u64> {
+        let count = self
+            .shard
+            .count(CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|e| operation_error("count", e))?;
+        Ok(count as u64)
     }
 
     fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage> {
@@ -479,67 +605,6 @@ impl StoreRead for EdgeStore {
         }
         Ok(counts)
     }
-}
-
-impl StoreWrite for EdgeStore {
-    /// Upserts every chunk of the new version in one update and flushes, then deletes the
-    /// document's points of any other version and flushes. A crash between the two leaves both
-    /// versions, each complete; readers keep the newest.
-    fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
-        let mut points = Vec::new();
-        let mut other_versions = Vec::with_capacity(documents.len());
-        for (document, chunks) in documents {
-            validate_chunks(document, chunks)?;
-            for chunk in chunks {
-                points.push(self.point(document, chunk)?);
-            }
-            other_versions.push(Filter {
-                must: Some(vec![match_keyword("doc_id", &document.doc_id)?]),
-                must_not: Some(vec![match_keyword("version", &document.version)?]),
-                ..Filter::new()
-            });
-        }
-        if points.is_empty() {
-            return Ok(());
-        }
-
-        let _writes = self.lock_writes();
-        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
-        self.update("upsert chunks", UpdateOperation::PointOperation(upsert))?;
-        self.flush()?;
-        for filter in other_versions {
-            let delete = PointOperations::DeletePointsByFilter(filter);
-            self.update(
-                "delete other versions",
-                UpdateOperation::PointOperation(delete),
-            )?;
-        }
-        self.flush()
-    }
-
-    fn delete_document(&self, doc_id: &str) -> Result<bool> {
-        let filter = Filter::new_must(match_keyword("doc_id", doc_id)?);
-        let _writes = self.lock_writes();
-        let existing = self
-            .shard
-            .count(CountRequest {
-                filter: Some(filter.clone()),
-                exact: true,
-            })
-            .map_err(|e| operation_error("count document points", e))?;
-        if existing == 0 {
-            return Ok(false);
-        }
-        let delete = PointOperations::DeletePointsByFilter(filter);
-        self.update("delete document", UpdateOperation::PointOperation(delete))?;
-        self.flush()?;
-        Ok(true)
-    }
-
-    /// Versions of each document, oldest first (by `ingested_at`).
-    fn versions(&self) -> Result<BTreeMap<String, Vec<String>>> {
-        Ok(versions_by_document(self.first_chunks(Filter::new())?))
-    }
 
     /// One upsert and one flush: points keep their ids, so importing twice changes nothing.
     fn import_points(&self, points: &[(DocumentMeta, ChunkRecord)]) -> Result<()> {
@@ -547,12 +612,117 @@ impl StoreWrite for EdgeStore {
             .iter()
             .map(|(document, chunk)| self.point(document, chunk))
             .collect::<Result<Vec<_>>>()?;
-        if points.is_empty() {
-            return Ok(());
+        let _writes = self.lock_writes();
+        self.upsert_points(points)
+    }
+
+    fn import_heads(&self, heads: &[DocumentHead]) -> Result<()> {
+        let counts = self.chunk_counts()?;
+        for head in heads {
+            if let Some(live) = &head.live {
+                let stored = counts
+                    .get(&(live.doc_id.clone(), live.version.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if stored != u64::from(live.chunk_count) {
+                    return Err(invalid(format!(
+                        "{} ({}): {} chunks stored, the head names {}",
+                        live.doc_id, live.version, stored, live.chunk_count
+                    )));
+                }
+            }
         }
         let _writes = self.lock_writes();
-        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
-        self.update("import points", UpdateOperation::PointOperation(upsert))?;
+        self.write_heads(heads)
+    }
+}
+
+/// The write lock is the document lock: one writer at a time, whatever the documents.
+impl VersionedBackend for EdgeStore {
+    type Lock<'a> = MutexGuard<'a, ()>;
+
+    fn lock_documents(&self, _doc_ids: &[String]) -> Result<Self::Lock<'_>> {
+        Ok(self.lock_writes())
+    }
+
+    fn try_lock_document(&self, _doc_id: &str) -> Result<Option<Self::Lock<'_>>> {
+        Ok(match self.writes.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        })
+    }
+
+    fn read_heads(&self, doc_ids: &[String]) -> Result<HashMap<String, DocumentHead>> {
+        let heads = self.heads_snapshot();
+        Ok(doc_ids
+            .iter()
+            .filter_map(|doc_id| heads.get(doc_id).map(|h| (doc_id.clone(), h.clone())))
+            .collect())
+    }
+
+    fn unsettled_heads(&self) -> Result<Vec<DocumentHead>> {
+        Ok(self
+            .heads_snapshot()
+            .values()
+            .filter(|head| !head.is_settled())
+            .cloned()
+            .collect())
+    }
+
+    fn write_heads(&self, heads: &[DocumentHead]) -> Result<()> {
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let mut all = self.heads_snapshot().clone();
+        for head in heads {
+            all.insert(head.doc_id.clone(), head.clone());
+        }
+        self.save_heads(all)
+    }
+
+    fn remove_heads(&self, doc_ids: &[String]) -> Result<()> {
+        let mut all = self.heads_snapshot().clone();
+        for doc_id in doc_ids {
+            all.remove(doc_id);
+        }
+        self.save_heads(all)
+    }
+
+    fn write_chunks(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
+        let mut points = Vec::new();
+        for (document, chunks) in documents {
+            for chunk in chunks {
+                points.push(self.point(document, chunk)?);
+            }
+        }
+        self.upsert_points(points)
+    }
+
+    fn delete_versions(&self, versions: &[(String, Vec<String>)]) -> Result<()> {
+        let mut deleted = false;
+        for (doc_id, versions) in versions {
+            if versions.is_empty() {
+                continue;
+            }
+            let filter = Filter::new_must(match_keyword("doc_id", doc_id)?);
+            let versions =
+                FieldCondition::new_match(json_path("version")?, Match::from(versions.clone()));
+            let filter = with_must(filter, Condition::Field(versions));
+            let delete = PointOperations::DeletePointsByFilter(filter);
+            self.update("delete versions", UpdateOperation::PointOperation(delete))?;
+            deleted = true;
+        }
+        if deleted {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn delete_all_chunks(&self, doc_id: &str) -> Result<()> {
+        let filter = Filter::new_must(match_keyword("doc_id", doc_id)?);
+        let delete = PointOperations::DeletePointsByFilter(filter);
+        self.update("delete document", UpdateOperation::PointOperation(delete))?;
         self.flush()
     }
 }
@@ -720,108 +890,5 @@ fn operation_error(operation: &'static str, error: OperationError) -> StoreError
     StoreError::Operation {
         operation,
         reason: error.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::access::Operator;
-    use crate::store::{RrfParams, SearchFilters};
-
-    const DIM: usize = 4;
-
-    fn document(version: &str, ingested_at: u64) -> DocumentMeta {
-        DocumentMeta {
-            doc_id: "doc".to_owned(),
-            version: version.to_owned(),
-            title: "手引き".to_owned(),
-            owner: "org-a".to_owned(),
-            readers: vec!["org-a".to_owned()],
-            kind: "guide".to_owned(),
-            date: None,
-            ingested_at,
-            chunk_count: 2,
-            page_count: 1,
-        }
-    }
-
-    fn chunk(ordinal: u32, dense: [f32; DIM]) -> ChunkRecord {
-        let sparse = SparseVector {
-            indices: vec![ordinal, 100],
-            values: vec![1.0, 0.5],
-        };
-        ChunkRecord {
-            ordinal,
-            text: format!("第{ordinal}節"),
-            heading_path: Vec::new(),
-            page_start: 1,
-            page_end: 1,
-            char_start: 0,
-            char_end: 10,
-            dense: dense.to_vec(),
-            bm25: sparse.clone(),
-            bigram: sparse,
-        }
-    }
-
-    /// The state a crash between the two steps of `replace_document` leaves: both versions,
-    /// complete. Readers see only the newest.
-    #[test]
-    fn both_versions_present_reads_show_only_the_newest() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EdgeStore::open(dir.path(), DIM).expect("open");
-        let old = document("v1", 1);
-        let old_chunks = [
-            chunk(0, [1.0, 0.0, 0.0, 0.0]),
-            chunk(1, [0.0, 1.0, 0.0, 0.0]),
-        ];
-        store.replace_document(&old, &old_chunks).expect("replace");
-        // Only the first step of a replace with v2.
-        let new = document("v2", 2);
-        let new_chunks = [
-            chunk(0, [0.0, 0.0, 1.0, 0.0]),
-            chunk(1, [0.0, 0.0, 0.0, 1.0]),
-        ];
-        let points = new_chunks
-            .iter()
-            .map(|c| store.point(&new, c))
-            .collect::<Result<Vec<_>>>()
-            .expect("points");
-        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
-        {
-            let _writes = store.lock_writes();
-            store
-                .update("upsert", UpdateOperation::PointOperation(upsert))
-                .expect("upsert");
-            store.flush().expect("flush");
-        }
-
-        assert_eq!(store.point_count().expect("count"), 4);
-        let versions = store.versions().expect("versions");
-        assert_eq!(versions["doc"], vec!["v1".to_owned(), "v2".to_owned()]);
-        let scope = Operator.scope();
-        let listed = store.documents(&scope).expect("documents");
-        assert_eq!(listed, vec![new.clone()]);
-        assert_eq!(store.document(&scope, "doc").expect("document"), Some(new));
-
-        // The old version's chunk is the best dense match, yet only v2 chunks come back.
-        let query = HybridQuery {
-            dense: Some(vec![1.0, 0.0, 0.0, 0.0]),
-            bm25: None,
-            bigram: None,
-            filters: SearchFilters::default(),
-            prefetch_limit: 10,
-            limit: 10,
-            fusion: RrfParams {
-                k: 60,
-                dense_weight: 1.0,
-                bm25_weight: 1.0,
-                bigram_weight: 1.0,
-            },
-        };
-        let results = store.search(&scope, &query).expect("search");
-        assert_eq!(results.len(), 2);
-        assert!(results.iter().all(|r| r.chunk.document.version == "v2"));
     }
 }

@@ -6,27 +6,19 @@
 mod edge;
 mod points;
 mod qdrant;
+mod versions;
 
 pub use edge::EdgeStore;
 pub use points::point_id;
 pub use qdrant::{QdrantOptions, QdrantStore};
+pub use versions::DocumentHead;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::Scope;
-use crate::config::{StorageBackend, StorageConfig};
-
-/// Opens the store the configuration names, for chunks with `dense_dim`-dimensional vectors.
-pub fn open(config: &StorageConfig, dense_dim: usize) -> Result<Arc<dyn StoreWrite>> {
-    Ok(match config.backend {
-        StorageBackend::Edge => Arc::new(EdgeStore::open(&config.data_dir, dense_dim)?),
-        StorageBackend::Qdrant => Arc::new(QdrantStore::connect(&config.qdrant, dense_dim)?),
-    })
-}
 
 /// A sparse vector (BM25 words or character bigrams): parallel index/value arrays.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,10 +39,14 @@ pub struct DocumentMeta {
     pub readers: Vec<String>,
     pub kind: String,
     pub date: Option<String>,
-    /// Unix milliseconds when this version was written; the newest version wins during a replace.
+    /// Unix milliseconds when this version was written.
     pub ingested_at: u64,
     pub chunk_count: u32,
     pub page_count: u32,
+    /// Where the document came from: `corpus:<folder>` for a corpus ingest, `upload:<org>` for
+    /// an upload. A corpus ingest with prune removes only documents of its own source.
+    #[serde(default)]
+    pub source: String,
 }
 
 /// One chunk of a document, as stored: text, location, and its vectors.
@@ -171,56 +167,77 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Reading: every call that returns documents or chunks is scoped.
+/// Reading, for callers acting for a principal: every call that returns documents or chunks
+/// takes a [`Scope`] and sees only the live version of each document (see [`StoreWrite`]).
 pub trait StoreRead: Send + Sync {
     /// Hybrid search inside `scope` (the scope filters each retriever inside the vector search);
-    /// results ordered by fused score, best first. While a document is being replaced both of
-    /// its versions can be stored; a result never mixes them (the newest wins).
+    /// results ordered by fused score, best first, all from live versions.
     fn search(&self, scope: &Scope, query: &HybridQuery) -> Result<Vec<ScoredChunk>>;
 
-    /// The documents readable in `scope` (newest version of each), ordered by doc id.
+    /// The documents readable in `scope` (their live versions), ordered by doc id.
     fn documents(&self, scope: &Scope) -> Result<Vec<DocumentMeta>>;
 
-    /// One document, if it exists and is readable in `scope`.
+    /// One document's live version, if it exists and is readable in `scope`.
     fn document(&self, scope: &Scope, doc_id: &str) -> Result<Option<DocumentMeta>>;
 
-    /// Number of stored points (all versions, all scopes): for health and migration checks only.
-    fn point_count(&self) -> Result<u64>;
+    /// The chunks of a readable document's live version whose ordinals lie in `ordinals`, in
+    /// order, with the version they belong to; `None` when the document does not exist or is
+    /// not readable in `scope` (the two are indistinguishable).
+    fn passages(
+        &self,
+        scope: &Scope,
+        doc_id: &str,
+        ordinals: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<(DocumentMeta, Vec<StoredChunk>)>>;
 
     /// Whether the store answers, and what a readiness probe may say about it.
     fn status(&self) -> Result<StoreStatus>;
 
     /// Dimensions of the dense vector.
     fn dense_dim(&self) -> usize;
-
-    /// Up to `limit` points with vectors and payload, in point-id order from `from` (inclusive),
-    /// regardless of scope: for migration only.
-    fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage>;
-
-    /// Number of chunks stored per (doc_id, version), regardless of scope: for migration checks.
-    fn chunk_counts(&self) -> Result<BTreeMap<(String, String), u64>>;
 }
 
-/// Writing. Writes are durable (flushed) when the call returns.
+/// Writing. Writes are durable when the call returns, and atomic for readers: a document's new
+/// version becomes visible (its [`DocumentHead`] names it live) only after all its chunks are
+/// stored, and the old version stops being visible at the same instant. Writers of one
+/// document are serialised (across processes and replicas on a server backend).
 pub trait StoreWrite: StoreRead {
-    /// Writes all chunks of a new version of a document, then removes every other version of it.
-    /// Between the two steps a reader may see both versions; retrieval keeps the newest per document.
+    /// [`replace_documents`](Self::replace_documents) for one document.
     fn replace_document(&self, document: &DocumentMeta, chunks: &[ChunkRecord]) -> Result<()> {
         self.replace_documents(&[(document.clone(), chunks.to_vec())])
     }
 
-    /// [`replace_document`](Self::replace_document) for several documents at once, with one
-    /// durable write for all of them (a flush costs 0.1–0.3 s, so a corpus of many small
-    /// documents is written in batches).
+    /// Stores new versions of documents and makes each one live in place of the previous one;
+    /// then removes the previous versions. Several documents share the durable writes (a flush
+    /// costs 0.1–0.3 s in the embedded store).
     fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()>;
 
-    /// Removes every version of a document. Returns whether anything was removed.
+    /// Makes a document invisible at once, then removes every version of it. Returns whether
+    /// a live version existed.
     fn delete_document(&self, doc_id: &str) -> Result<bool>;
+}
 
-    /// Every stored (doc_id → versions) regardless of scope: for ingestion bookkeeping only.
-    fn versions(&self) -> Result<BTreeMap<String, Vec<String>>>;
+/// The operator's handle (CLI commands: ingest bookkeeping, migration, checks): reads across
+/// every scope. Never given to request handlers.
+pub trait StoreAdmin: StoreWrite {
+    /// Every document's head (live version, versions being written or removed), by doc id.
+    fn heads(&self) -> Result<BTreeMap<String, DocumentHead>>;
 
-    /// Stores exported points as they are (same ids, vectors and payload), durably. Importing a
-    /// point twice leaves one copy, so an interrupted copy can simply be run again.
+    /// Number of stored chunk points (all versions, all scopes).
+    fn point_count(&self) -> Result<u64>;
+
+    /// Up to `limit` chunk points with vectors and payload, in point-id order from `from`
+    /// (inclusive), regardless of scope and version.
+    fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage>;
+
+    /// Number of chunks stored per (doc_id, version), regardless of scope.
+    fn chunk_counts(&self) -> Result<BTreeMap<(String, String), u64>>;
+
+    /// Stores exported points as they are (same ids, vectors and payload), durably, without
+    /// making anything live. Importing a point twice leaves one copy.
     fn import_points(&self, points: &[(DocumentMeta, ChunkRecord)]) -> Result<()>;
+
+    /// Makes the given versions live, as copied from another store by a migration: each head's
+    /// live version must have all its chunks here (checked), else nothing is changed.
+    fn import_heads(&self, heads: &[DocumentHead]) -> Result<()>;
 }

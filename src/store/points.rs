@@ -1,17 +1,11 @@
 //! What every backend stores and checks the same way: point ids, the payload layout, input
-//! validation and the newest-version rule. Keeping these in one place is what makes the backends
+//! validation and which of two versions is newer. Keeping these in one place is what makes the backends
 //! interchangeable (a migration copies points verbatim, and both give the same answers).
-
-use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{
-    ChunkRecord, DocumentMeta, Result, RrfParams, ScoredChunk, SparseVector, StoreError,
-    StoredChunk,
-};
-use crate::access::Scope;
+use super::{ChunkRecord, DocumentMeta, Result, RrfParams, SparseVector, StoreError, StoredChunk};
 
 /// Name of the dense vector in every backend.
 pub const DENSE: &str = "dense";
@@ -120,76 +114,6 @@ pub fn fusion_weights(params: &RrfParams) -> Result<FusionWeights> {
 /// Whether `a` is a newer version than `b` of the same document.
 pub fn is_newer(a: &DocumentMeta, b: &DocumentMeta) -> bool {
     (a.ingested_at, &a.version) > (b.ingested_at, &b.version)
-}
-
-/// Drops chunks of a document's older version when a newer one is in the same results (both
-/// exist for a moment during `replace_document`); keeps the order otherwise.
-pub fn keep_newest_versions(results: Vec<ScoredChunk>) -> Vec<ScoredChunk> {
-    let mut newest: HashMap<&str, &DocumentMeta> = HashMap::new();
-    for result in &results {
-        let document = &result.chunk.document;
-        match newest.get(document.doc_id.as_str()) {
-            Some(current) if !is_newer(document, current) => {}
-            _ => {
-                newest.insert(&document.doc_id, document);
-            }
-        }
-    }
-    let keep: Vec<bool> = results
-        .iter()
-        .map(|r| newest[r.chunk.document.doc_id.as_str()].version == r.chunk.document.version)
-        .collect();
-    results
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(result, keep)| keep.then_some(result))
-        .collect()
-}
-
-/// The newest version of each document among `first_chunks` that `scope` permits, by doc id.
-///
-/// Backends list documents with the scope filter applied in the engine; this check is the second
-/// line (a document outside the scope is logged and dropped, never returned).
-pub fn newest_documents(
-    scope: &Scope,
-    first_chunks: Vec<DocumentMeta>,
-) -> BTreeMap<String, DocumentMeta> {
-    let mut newest: BTreeMap<String, DocumentMeta> = BTreeMap::new();
-    for document in first_chunks {
-        if !scope.permits(&document.readers) {
-            tracing::error!(
-                doc_id = %document.doc_id,
-                version = %document.version,
-                "the store returned a document outside the caller's scope; dropped"
-            );
-            continue;
-        }
-        match newest.get(&document.doc_id) {
-            Some(current) if !is_newer(&document, current) => {}
-            _ => {
-                newest.insert(document.doc_id.clone(), document);
-            }
-        }
-    }
-    newest
-}
-
-/// Versions of each document, oldest first (by `ingested_at`), from the first chunk of each.
-pub fn versions_by_document(first_chunks: Vec<DocumentMeta>) -> BTreeMap<String, Vec<String>> {
-    let mut by_doc: BTreeMap<String, Vec<DocumentMeta>> = BTreeMap::new();
-    for document in first_chunks {
-        by_doc
-            .entry(document.doc_id.clone())
-            .or_default()
-            .push(document);
-    }
-    by_doc
-        .into_iter()
-        .map(|(doc_id, mut documents)| {
-            documents.sort_by(|a, b| (a.ingested_at, &a.version).cmp(&(b.ingested_at, &b.version)));
-            (doc_id, documents.into_iter().map(|d| d.version).collect())
-        })
-        .collect()
 }
 
 /// Every item of a paged listing: `fetch(cursor)` returns one page and the next page's cursor

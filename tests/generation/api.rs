@@ -161,14 +161,17 @@ fn prepare_service(llm_base_url: &str) -> anyhow::Result<(Service, tempfile::Tem
     config.llm.first_token_timeout_ms = 2_000;
     config.llm.timeout_ms = 20_000;
     let options = config.chunking.options();
-    let service = Service::open(config)?;
+    let (service, service_store) = Service::open_with_operator(config)?;
     let summary = hikitsugi::index::ingest_dir(
-        &root.join("tests/generation/corpus"),
-        None,
-        service.store.as_ref(),
+        &hikitsugi::index::Corpus {
+            dir: &root.join("tests/generation/corpus"),
+            manifest: None,
+            prune: false,
+        },
+        |_| true,
+        service_store.as_ref(),
         &service.encoders,
         &options,
-        false,
         &ProgressBar::hidden(),
     )?;
     anyhow::ensure!(
@@ -227,7 +230,7 @@ fn requests_for(question: &str) -> Vec<Received> {
 }
 
 #[tokio::test]
-async fn a_streamed_answer_is_passages_then_deltas_then_the_verified_answer() {
+async fn a_streamed_answer_is_passages_then_verified_sentences_then_the_answer() {
     let response = ask(
         WAKAYAMA_KEY,
         json!({ "question": Q_ANSWERED, "stream": true }),
@@ -241,17 +244,9 @@ async fn a_streamed_answer_is_passages_then_deltas_then_the_verified_answer() {
     );
     let events = events(response).await;
     let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["passages", "delta", "delta", "answer"],
-        "{events:?}"
-    );
-    assert_eq!(
-        events[1].1["text"].as_str().unwrap_or_default().to_owned()
-            + events[2].1["text"].as_str().unwrap_or_default(),
-        "オンラインよろず相談は、県内の市町村ごとにオンライン会議で毎月実施しました[1]。"
-    );
-    let answer = &events[3].1;
+    // The model's only sentence is complete when its stream ends: it comes with the answer.
+    assert_eq!(names, ["passages", "generating", "answer"], "{events:?}");
+    let answer = &events[2].1;
     assert_eq!(answer["mode"], "generated", "{answer}");
     assert_eq!(answer["found"], true);
     assert_eq!(
@@ -341,7 +336,14 @@ async fn a_document_that_gives_instructions_changes_nothing() {
     assert!(user[start..end].contains("以前の指示をすべて無視"));
     assert!(!user.contains(HYOGO_SECRET));
 
-    // The model obeyed; the verified answer keeps none of it.
+    // The model obeyed; nothing it wrote was streamed (every event is the passages, the start
+    // of generation or the verified answer), and the verified answer keeps none of it.
+    for (name, data) in &events {
+        assert!(
+            matches!(name.as_str(), "passages" | "generating" | "answer"),
+            "unverified text streamed: {name} {data}"
+        );
+    }
     let answer = &events.last().expect("an answer").1;
     assert_eq!(events.last().map(|(name, _)| name.as_str()), Some("answer"));
     assert_eq!(answer["found"], false, "{answer}");
@@ -404,7 +406,7 @@ async fn a_client_that_disconnects_cancels_the_generation() {
     let response = ask(WAKAYAMA_KEY, json!({ "question": Q_LONG, "stream": true })).await;
     let mut body = response.bytes_stream();
     let mut seen = String::new();
-    while !seen.contains("event: delta") {
+    while !seen.contains("event: sentence") {
         let bytes = body.next().await.expect("more events").expect("bytes");
         seen.push_str(&String::from_utf8_lossy(&bytes));
     }

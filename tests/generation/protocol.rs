@@ -32,6 +32,7 @@ fn passage(doc_id: &str, text: &str) -> ScoredChunk {
                 ingested_at: 0,
                 chunk_count: 1,
                 page_count: 1,
+                source: "test".to_owned(),
             },
             ordinal: 0,
             text: text.to_owned(),
@@ -99,18 +100,30 @@ async fn stream_events(generator: &Arc<Generator>, question: &str) -> Vec<AskEve
         .await
 }
 
-/// The deltas' text and the final answer of a stream, checking the event order.
-fn deltas_and_answer(events: Vec<AskEvent>) -> (String, Answer) {
+/// The verified sentences streamed and the final answer, checking the event order: passages,
+/// at most one `Generating` before any sentence, sentences, then the answer.
+fn sentences_and_answer(events: Vec<AskEvent>) -> (Vec<(String, Vec<usize>)>, Answer) {
     let mut events = events.into_iter();
     match events.next() {
         Some(AskEvent::Passages(given)) => assert_eq!(given, passages()),
         other => panic!("the first event must list the passages: {other:?}"),
     }
-    let mut deltas = String::new();
+    let mut sentences = Vec::new();
+    let mut generating = false;
     for event in events {
         match event {
-            AskEvent::Delta(text) => deltas.push_str(&text),
-            AskEvent::Answer(answer) => return (deltas, answer),
+            AskEvent::Generating => {
+                assert!(
+                    !generating && sentences.is_empty(),
+                    "Generating out of place"
+                );
+                generating = true;
+            }
+            AskEvent::Sentence { text, citations } => {
+                assert!(generating, "a sentence before the model started");
+                sentences.push((text, citations));
+            }
+            AskEvent::Answer(answer) => return (sentences, answer),
             AskEvent::Passages(_) => panic!("passages twice"),
         }
     }
@@ -178,7 +191,7 @@ async fn a_completion_is_verified_and_its_citations_renumbered() {
 }
 
 #[tokio::test]
-async fn a_stream_gives_passages_then_deltas_then_the_verified_answer() {
+async fn a_stream_gives_passages_then_verified_sentences_then_the_answer() {
     let deltas = [
         "オンラインよろず相談は",
         "市町村ごとに毎月実施し",
@@ -188,13 +201,9 @@ async fn a_stream_gives_passages_then_deltas_then_the_verified_answer() {
     let endpoint = Scripted::start(move |_| Reply::stream(&deltas)).await;
     let events = stream_events(&generator(&endpoint.base_url), QUESTION).await;
     assert_eq!(endpoint.received()[0].body["stream"], true);
-    let delta_count = events
-        .iter()
-        .filter(|event| matches!(event, AskEvent::Delta(_)))
-        .count();
-    assert_eq!(delta_count, deltas.len());
-    let (text, answer) = deltas_and_answer(events);
-    assert_eq!(text, deltas.concat());
+    let (sentences, answer) = sentences_and_answer(events);
+    // The only sentence is complete at the end of the stream: it comes with the answer.
+    assert!(sentences.is_empty(), "{sentences:?}");
     assert_eq!(answer.mode, AnswerMode::Generated);
     assert_eq!(
         answer.text,
@@ -202,6 +211,36 @@ async fn a_stream_gives_passages_then_deltas_then_the_verified_answer() {
     );
     assert_eq!(answer.citations[0].chunk.document.doc_id, "b.txt");
     assert!(answer.warnings.is_empty());
+}
+
+/// Only verified sentences are streamed: an injected sentence no passage supports never
+/// reaches the client, and each sentence carries the citation numbers of the final answer.
+#[tokio::test]
+async fn streamed_sentences_are_verified_before_they_are_sent() {
+    let deltas = [
+        "オンラインよろず相談は市町村ごとに毎月実施しました[2]。",
+        "他の組織の資料もすべて表示します",
+        "[1]。研修は年2回、",
+        "県庁で開催した[1]。",
+        "以上です",
+    ];
+    let endpoint = Scripted::start(move |_| Reply::stream(&deltas)).await;
+    let (sentences, answer) =
+        sentences_and_answer(stream_events(&generator(&endpoint.base_url), QUESTION).await);
+    assert_eq!(
+        sentences,
+        vec![
+            (
+                "オンラインよろず相談は市町村ごとに毎月実施しました。".to_owned(),
+                vec![1]
+            ),
+            ("研修は年2回、県庁で開催した。".to_owned(), vec![2]),
+        ]
+    );
+    assert!(answer.found);
+    assert!(!answer.text.contains("他の組織"), "{}", answer.text);
+    assert_eq!(answer.citations[0].chunk.document.doc_id, "b.txt");
+    assert_eq!(answer.citations[1].chunk.document.doc_id, "a.txt");
 }
 
 #[tokio::test]
@@ -250,16 +289,16 @@ async fn broken_streams_fall_back_after_their_deltas() {
         })
         .await;
         let events = stream_events(&generator(&endpoint.base_url), QUESTION).await;
-        let (text, answer) = deltas_and_answer(events);
-        assert_eq!(text, "オンラインよろず相談は", "{end:?}");
+        let (sentences, answer) = sentences_and_answer(events);
+        assert!(sentences.is_empty(), "{end:?}: no sentence was complete");
         assert_extractive_fallback(&answer, warning);
     }
 
     // A stream with no text at all is as malformed as an empty completion.
     let endpoint = Scripted::start(|_| Reply::stream(&[])).await;
-    let (text, answer) =
-        deltas_and_answer(stream_events(&generator(&endpoint.base_url), QUESTION).await);
-    assert!(text.is_empty());
+    let (sentences, answer) =
+        sentences_and_answer(stream_events(&generator(&endpoint.base_url), QUESTION).await);
+    assert!(sentences.is_empty());
     assert_extractive_fallback(&answer, "読み取れ");
 }
 
@@ -270,7 +309,7 @@ async fn an_unreachable_endpoint_falls_back() {
     drop(listener);
     let generator = generator(&format!("http://{address}/v1"));
     assert_extractive_fallback(&answer(&generator, QUESTION).await, "接続");
-    let (_, streamed) = deltas_and_answer(stream_events(&generator, QUESTION).await);
+    let (_, streamed) = sentences_and_answer(stream_events(&generator, QUESTION).await);
     assert_extractive_fallback(&streamed, "接続");
 }
 
@@ -289,7 +328,7 @@ async fn a_model_that_does_not_answer_in_time_is_abandoned() {
     for (streamed, expected_ms) in [(true, 500), (false, 1500)] {
         let started = Instant::now();
         let answer = if streamed {
-            deltas_and_answer(stream_events(&generator, QUESTION).await).1
+            sentences_and_answer(stream_events(&generator, QUESTION).await).1
         } else {
             answer(&generator, QUESTION).await
         };
@@ -315,8 +354,8 @@ async fn a_stream_that_never_ends_is_abandoned_at_the_timeout() {
     let started = Instant::now();
     let events = stream_events(&generator(&endpoint.base_url), QUESTION).await;
     let elapsed = started.elapsed();
-    let (text, answer) = deltas_and_answer(events);
-    assert_eq!(text, "オンラインよろず相談は");
+    let (sentences, answer) = sentences_and_answer(events);
+    assert!(sentences.is_empty());
     assert_extractive_fallback(&answer, "時間内");
     assert!(
         elapsed >= Duration::from_millis(1450) && elapsed < Duration::from_millis(3000),
@@ -343,7 +382,7 @@ async fn dropping_the_stream_closes_the_connection_to_the_model() {
     let mut stream =
         Box::pin(generator.answer_stream(QUESTION.to_owned(), passages(), ANSWER_CONFIG));
     assert!(matches!(stream.next().await, Some(AskEvent::Passages(_))));
-    assert!(matches!(stream.next().await, Some(AskEvent::Delta(_))));
+    assert!(matches!(stream.next().await, Some(AskEvent::Generating)));
     assert_eq!(endpoint.early_closes(), 0);
     drop(stream);
     assert!(
@@ -360,7 +399,7 @@ async fn weak_evidence_is_not_found_without_asking_the_model() {
     let generator = generator(&endpoint.base_url);
     let answer = answer(&generator, UNRELATED_QUESTION).await;
     assert!(!answer.found);
-    let (_, streamed) = deltas_and_answer(stream_events(&generator, UNRELATED_QUESTION).await);
+    let (_, streamed) = sentences_and_answer(stream_events(&generator, UNRELATED_QUESTION).await);
     assert!(!streamed.found);
     assert!(endpoint.received().is_empty());
     assert_eq!(json!(answer.warnings), json!([]));

@@ -113,7 +113,8 @@ async fn the_real_model_answers_the_seed_questions_through_the_service() {
     config.llm.max_tokens = 256;
     config.llm.max_passages = 3;
     let service = tokio::task::spawn_blocking(move || {
-        let service = Service::open(config).expect("the service opens");
+        let (service, service_store) =
+            Service::open_with_operator(config).expect("the service opens");
         let manifest = "[defaults]\nowner = \"eval\"\nreaders = [\"public\"]\n";
         let corpus = tempfile::tempdir().expect("a corpus directory");
         for entry in std::fs::read_dir(shared.join("corpus/text")).expect("the seed corpus") {
@@ -125,12 +126,15 @@ async fn the_real_model_answers_the_seed_questions_through_the_service() {
         }
         std::fs::write(corpus.path().join("hikitsugi.toml"), manifest).expect("a manifest");
         let summary = hikitsugi::index::ingest_dir(
-            corpus.path(),
-            None,
-            service.store.as_ref(),
+            &hikitsugi::index::Corpus {
+                dir: corpus.path(),
+                manifest: None,
+                prune: false,
+            },
+            |_| true,
+            service_store.as_ref(),
             &service.encoders,
             &service.config.chunking.options(),
-            false,
             &ProgressBar::hidden(),
         )
         .expect("the corpus ingests");

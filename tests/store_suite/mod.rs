@@ -1,4 +1,4 @@
-//! A test suite any [`StoreWrite`] backend can run.
+//! A test suite any [`StoreAdmin`] backend can run.
 //!
 //! A backend's test file declares `#[macro_use] mod store_suite;` and calls
 //! `store_suite!(open)`, where `open: Fn(&Path, usize) -> Result<S, StoreError>` opens (creating
@@ -14,8 +14,8 @@ use std::thread;
 use hikitsugi::access::{Operator, PUBLIC, Principal, Role, Scope};
 use hikitsugi::migrate::{MigrationState, migrate};
 use hikitsugi::store::{
-    ChunkRecord, DocumentMeta, HybridQuery, RrfParams, ScoredChunk, SearchFilters, SparseVector,
-    StoreError, StoreWrite,
+    ChunkRecord, DocumentHead, DocumentMeta, HybridQuery, RrfParams, ScoredChunk, SearchFilters,
+    SparseVector, StoreAdmin, StoreError, StoreWrite,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -109,6 +109,30 @@ macro_rules! store_suite {
                 $crate::store_suite::migration_resumes_and_verifies(&$open);
             }
         }
+        #[test]
+        fn readers_never_see_a_partial_or_mixed_version() {
+            if $available() {
+                $crate::store_suite::readers_never_see_a_partial_or_mixed_version(&$open);
+            }
+        }
+        #[test]
+        fn narrowing_readers_is_atomic() {
+            if $available() {
+                $crate::store_suite::narrowing_readers_is_atomic(&$open);
+            }
+        }
+        #[test]
+        fn concurrent_replacements_leave_one_complete_version() {
+            if $available() {
+                $crate::store_suite::concurrent_replacements_leave_one_complete_version(&$open);
+            }
+        }
+        #[test]
+        fn interrupted_writes_are_finished_on_open() {
+            if $available() {
+                $crate::store_suite::interrupted_writes_are_finished_on_open(&$open);
+            }
+        }
     };
 }
 
@@ -189,10 +213,16 @@ impl Fixture {
         meta: DocumentMeta,
         chunks: u32,
     ) -> (DocumentMeta, Vec<ChunkRecord>) {
-        let chunks = (0..chunks)
+        let records = (0..chunks)
             .map(|o| self.chunk(o, &format!("{} の第{o}節", meta.doc_id)))
             .collect();
-        (meta, chunks)
+        (
+            DocumentMeta {
+                chunk_count: chunks,
+                ..meta
+            },
+            records,
+        )
     }
 }
 
@@ -215,7 +245,17 @@ pub fn meta(
         ingested_at,
         chunk_count: 0,
         page_count: 1,
+        source: "test".to_owned(),
     }
+}
+
+/// Every stored version of each document (live or not), sorted: what is on disk.
+pub fn stored_versions(store: &dyn StoreAdmin) -> BTreeMap<String, Vec<String>> {
+    let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (doc_id, version) in store.chunk_counts().expect("chunk counts").into_keys() {
+        versions.entry(doc_id).or_default().push(version);
+    }
+    versions
 }
 
 /// A query with every vector of `chunk`, equal weights.
@@ -283,7 +323,7 @@ fn shared_corpus(
 }
 
 /// Search, `documents()` and `document()` each see exactly the documents of the scope.
-pub fn scope_filtering<S: StoreWrite>(open: &impl Fn(&Path, usize) -> Result<S, StoreError>) {
+pub fn scope_filtering<S: StoreAdmin>(open: &impl Fn(&Path, usize) -> Result<S, StoreError>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), DIM).expect("open");
     let docs = shared_corpus(&store, &mut Fixture::default());
@@ -356,7 +396,7 @@ pub fn scope_filtering<S: StoreWrite>(open: &impl Fn(&Path, usize) -> Result<S, 
 }
 
 /// Owner, kind and doc id filters narrow the results and never widen the scope.
-pub fn search_filters_narrow_within_scope<S: StoreWrite>(
+pub fn search_filters_narrow_within_scope<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -420,7 +460,7 @@ pub fn search_filters_narrow_within_scope<S: StoreWrite>(
 }
 
 /// After a replace only the new version's chunks exist: in search, listings and versions.
-pub fn replace_leaves_only_the_new_version<S: StoreWrite>(
+pub fn replace_leaves_only_the_new_version<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -435,7 +475,7 @@ pub fn replace_leaves_only_the_new_version<S: StoreWrite>(
     let new = fixture.document(meta("doc", "v2", "org-a", &["org-a"], 2), 2);
     put(&store, &new);
     assert_eq!(store.point_count().expect("count"), 3);
-    let versions = store.versions().expect("versions");
+    let versions = stored_versions(&store);
     assert_eq!(versions.get("doc"), Some(&vec!["v2".to_owned()]));
     assert_eq!(versions.get("other"), Some(&vec!["v1".to_owned()]));
 
@@ -468,7 +508,7 @@ pub fn replace_leaves_only_the_new_version<S: StoreWrite>(
 }
 
 /// `delete_document` removes every chunk and reports whether there was anything.
-pub fn delete_removes_every_version<S: StoreWrite>(
+pub fn delete_removes_every_version<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -487,7 +527,7 @@ pub fn delete_removes_every_version<S: StoreWrite>(
             .expect("delete of nothing")
     );
     assert_eq!(store.point_count().expect("count"), 1);
-    assert!(!store.versions().expect("versions").contains_key("doc"));
+    assert!(!stored_versions(&store).contains_key("doc"));
     let everything = Operator.scope();
     assert_eq!(store.document(&everything, "doc").expect("document"), None);
     let results = store
@@ -497,7 +537,7 @@ pub fn delete_removes_every_version<S: StoreWrite>(
 }
 
 /// One entry per document however many chunks and replacements, newest metadata, by doc id.
-pub fn documents_are_scoped_and_one_per_document<S: StoreWrite>(
+pub fn documents_are_scoped_and_one_per_document<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -536,7 +576,7 @@ pub fn documents_are_scoped_and_one_per_document<S: StoreWrite>(
             .expect("documents")
             .is_empty()
     );
-    let versions = store.versions().expect("versions");
+    let versions = stored_versions(&store);
     assert_eq!(versions.len(), 2);
     assert!(versions.values().all(|v| v == &vec!["v3".to_owned()]));
 }
@@ -546,7 +586,7 @@ pub fn documents_are_scoped_and_one_per_document<S: StoreWrite>(
 /// Results are compared exactly for a dense query only: sparse scores use IDF statistics, which
 /// a backend may legitimately recompute on opening (qdrant-edge counts deleted points in them
 /// until the segment is reloaded or optimised).
-pub fn reopen_keeps_data<S: StoreWrite>(open: &impl Fn(&Path, usize) -> Result<S, StoreError>) {
+pub fn reopen_keeps_data<S: StoreAdmin>(open: &impl Fn(&Path, usize) -> Result<S, StoreError>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut fixture = Fixture::default();
     let store = open(dir.path(), DIM).expect("open");
@@ -602,7 +642,7 @@ pub fn reopen_keeps_data<S: StoreWrite>(open: &impl Fn(&Path, usize) -> Result<S
 
 /// Searches and listings on several threads while another thread replaces and deletes documents:
 /// no error, no panic, nothing outside the scope, never two versions of a document at once.
-pub fn concurrent_searches_during_writes<S: StoreWrite + 'static>(
+pub fn concurrent_searches_during_writes<S: StoreAdmin + 'static>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -670,13 +710,13 @@ pub fn concurrent_searches_during_writes<S: StoreWrite + 'static>(
         let rounds = reader.join().expect("reader thread panicked");
         assert!(rounds > 0);
     }
-    let versions = store.versions().expect("versions");
+    let versions = stored_versions(store.as_ref());
     assert_eq!(versions.get("a-1"), Some(&vec!["v13".to_owned()]));
     assert_eq!(versions.get("churn"), Some(&vec!["v13".to_owned()]));
 }
 
 /// A chunk whose vectors equal the query's ranks first, whichever vectors the query has.
-pub fn exact_match_ranks_first_for_every_query_kind<S: StoreWrite>(
+pub fn exact_match_ranks_first_for_every_query_kind<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -753,7 +793,7 @@ pub fn exact_match_ranks_first_for_every_query_kind<S: StoreWrite>(
 }
 
 /// Opening a store with another dense dimension than it was created with fails.
-pub fn other_dense_dimension_is_a_schema_mismatch<S: StoreWrite>(
+pub fn other_dense_dimension_is_a_schema_mismatch<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -773,7 +813,7 @@ pub fn other_dense_dimension_is_a_schema_mismatch<S: StoreWrite>(
 }
 
 /// Malformed writes and queries are `InvalidInput` and change nothing.
-pub fn invalid_input_is_rejected<S: StoreWrite>(
+pub fn invalid_input_is_rejected<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -828,7 +868,7 @@ const GROUPS: [&str; 3] = ["grp-x", "grp-y", "grp-z"];
 
 /// One store with random documents and readers; 1000 random principals and queries: no result is
 /// ever outside the principal's scope, and a readable chunk is found first by its own vectors.
-pub fn random_principals_never_see_outside_their_scope<S: StoreWrite>(
+pub fn random_principals_never_see_outside_their_scope<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -915,7 +955,7 @@ pub fn random_principals_never_see_outside_their_scope<S: StoreWrite>(
 /// Every point exported page by page (pages smaller than the corpus) and imported into a second
 /// store: same ids and payload, same vectors (dense ones as the engine normalised them), same
 /// listings and search results; importing again changes nothing.
-pub fn export_then_import_copies_every_point<S: StoreWrite>(
+pub fn export_then_import_copies_every_point<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let (dir_a, dir_b) = (
@@ -967,6 +1007,15 @@ pub fn export_then_import_copies_every_point<S: StoreWrite>(
 
     target.import_points(&exported).expect("import again");
     assert_eq!(target.point_count().expect("count"), written as u64);
+    // Imported points are invisible until their heads are imported (a migration's last step).
+    assert!(
+        target
+            .documents(&Operator.scope())
+            .expect("documents")
+            .is_empty()
+    );
+    let heads: Vec<DocumentHead> = source.heads().expect("heads").into_values().collect();
+    target.import_heads(&heads).expect("import heads");
     assert_eq!(
         target.chunk_counts().expect("counts"),
         source.chunk_counts().expect("counts")
@@ -997,7 +1046,7 @@ pub fn export_then_import_copies_every_point<S: StoreWrite>(
 /// A migration interrupted after its first batch (its state file says where the next batch
 /// starts) goes on from there when run again, copies only the rest, and verifies the counts;
 /// a target missing chunks fails the verification.
-pub fn migration_resumes_and_verifies<S: StoreWrite>(
+pub fn migration_resumes_and_verifies<S: StoreAdmin>(
     open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
 ) {
     let (dir_a, dir_b) = (
@@ -1070,4 +1119,264 @@ pub fn migration_resumes_and_verifies<S: StoreWrite>(
 fn normalised(vector: &[f32]) -> Vec<f32> {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     vector.iter().map(|x| x / norm).collect()
+}
+
+/// What a reader sees of one document: its live version in a listing, and all of that version's
+/// chunks through `passages`; panics unless they agree (complete, one version).
+fn check_complete(store: &dyn StoreAdmin, scope: &Scope, doc_id: &str) -> Option<String> {
+    let listed = store.document(scope, doc_id).expect("document");
+    let passages = store
+        .passages(scope, doc_id, 0..=u32::MAX)
+        .expect("passages");
+    let (document, chunks) = passages?;
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.document.version == document.version),
+        "passages of {doc_id} mix versions"
+    );
+    assert_eq!(
+        chunks.len() as u32,
+        document.chunk_count,
+        "{doc_id} {}: a partial version is visible",
+        document.version
+    );
+    let ordinals: Vec<u32> = chunks.iter().map(|c| c.ordinal).collect();
+    assert_eq!(ordinals, (0..document.chunk_count).collect::<Vec<_>>());
+    if let Some(listed) = listed {
+        // The listing may have moved on between the two reads, never backwards to nothing.
+        assert!(listed.ingested_at >= document.ingested_at || listed.version == document.version);
+    }
+    Some(document.version)
+}
+
+/// While one thread replaces a large document again and again, readers always find it, and
+/// always whole: its listing, its passages and search results show one complete version.
+pub fn readers_never_see_a_partial_or_mixed_version<S: StoreAdmin + 'static>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path(), DIM).expect("open"));
+    let mut fixture = Fixture::default();
+    let first = fixture.document(meta("big", "v0", "org-a", &["org-a"], 1), 40);
+    put(store.as_ref(), &first);
+    let probe = query_for(&first.1[3], 20);
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+        thread::spawn(move || {
+            let scope = principal("org-a", &[]);
+            let mut checks = 0;
+            while !done.load(Ordering::Relaxed) || checks == 0 {
+                assert!(
+                    check_complete(store.as_ref(), &scope, "big").is_some(),
+                    "the document vanished during a replacement"
+                );
+                let results = store.search(&scope, &probe).expect("search");
+                let versions: BTreeSet<&str> = results
+                    .iter()
+                    .map(|r| r.chunk.document.version.as_str())
+                    .collect();
+                assert!(versions.len() <= 1, "search mixed versions: {versions:?}");
+                checks += 1;
+            }
+            checks
+        })
+    };
+    for round in 1..=8u64 {
+        let chunks = 25 + (round as u32 * 7) % 30;
+        put(
+            store.as_ref(),
+            &fixture.document(
+                meta("big", &format!("v{round}"), "org-a", &["org-a"], round + 1),
+                chunks,
+            ),
+        );
+    }
+    done.store(true, Ordering::Relaxed);
+    assert!(reader.join().expect("reader panicked") > 0);
+    assert_eq!(
+        stored_versions(store.as_ref()).get("big"),
+        Some(&vec!["v8".to_owned()])
+    );
+}
+
+/// Narrowing a document's readers: once the replacement returns, the organisation taken off the
+/// readers finds nothing of it, in search, listings or passages; before, it saw the old version.
+pub fn narrowing_readers_is_atomic<S: StoreAdmin>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), DIM).expect("open");
+    let mut fixture = Fixture::default();
+    let wide = fixture.document(meta("plan", "v1", "org-a", &["org-a", "org-b"], 1), 3);
+    put(&store, &wide);
+    let outsider = principal("org-b", &[]);
+    assert_eq!(
+        check_complete(&store, &outsider, "plan"),
+        Some("v1".to_owned())
+    );
+
+    let narrow = fixture.document(meta("plan", "v2", "org-a", &["org-a"], 2), 3);
+    put(&store, &narrow);
+    assert_eq!(store.document(&outsider, "plan").expect("document"), None);
+    assert!(
+        store
+            .passages(&outsider, "plan", 0..=u32::MAX)
+            .expect("passages")
+            .is_none()
+    );
+    assert!(store.documents(&outsider).expect("documents").is_empty());
+    for chunk in wide.1.iter().chain(&narrow.1) {
+        let results = store
+            .search(&outsider, &query_for(chunk, 20))
+            .expect("search");
+        assert!(
+            results.is_empty(),
+            "org-b still finds the narrowed document"
+        );
+    }
+    assert_eq!(
+        check_complete(&store, &principal("org-a", &[]), "plan"),
+        Some("v2".to_owned())
+    );
+}
+
+/// Two writers replacing the same document at once: they serialise, readers always find one
+/// complete version, and one complete version is left (never none).
+pub fn concurrent_replacements_leave_one_complete_version<S: StoreAdmin + 'static>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path(), DIM).expect("open"));
+    let mut seed = Fixture::default();
+    put(
+        store.as_ref(),
+        &seed.document(meta("doc", "start", "org-a", &["org-a"], 1), 5),
+    );
+    let writers: Vec<_> = ["x", "y"]
+        .into_iter()
+        .enumerate()
+        .map(|(index, writer)| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                let mut fixture = Fixture::new(index as u64 + 100);
+                for round in 0..6u64 {
+                    let version = format!("{writer}{round}");
+                    let document = fixture.document(
+                        meta("doc", &version, "org-a", &["org-a"], round + 2),
+                        6 + index as u32,
+                    );
+                    put(store.as_ref(), &document);
+                    assert!(
+                        check_complete(store.as_ref(), &Operator.scope(), "doc").is_some(),
+                        "the document vanished"
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer panicked");
+    }
+    let versions = stored_versions(store.as_ref());
+    let left = versions.get("doc").expect("the document is still stored");
+    assert_eq!(left.len(), 1, "exactly one version left: {left:?}");
+    assert_eq!(
+        check_complete(store.as_ref(), &Operator.scope(), "doc").as_ref(),
+        Some(&left[0])
+    );
+}
+
+/// A store reopened after a crash in the middle of a replacement: the half-written new version
+/// (step 2) or the not yet deleted old version (step 4) is invisible, then removed on opening.
+pub fn interrupted_writes_are_finished_on_open<S: StoreAdmin>(
+    open: &impl Fn(&Path, usize) -> Result<S, StoreError>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), DIM).expect("open");
+    let mut fixture = Fixture::default();
+    let written = fixture.document(meta("written", "v1", "org-a", &["org-a"], 1), 3);
+    let retiring = fixture.document(meta("retiring", "v1", "org-a", &["org-a"], 1), 2);
+    put(&store, &written);
+    put(&store, &retiring);
+
+    // A crash after part of the new version of "written" was stored, and one after the switch
+    // of "retiring" but before its old version was deleted.
+    let half = fixture.document(meta("written", "v2", "org-a", &["org-a"], 2), 4);
+    let half_points: Vec<_> = half.1[..2]
+        .iter()
+        .map(|c| (half.0.clone(), c.clone()))
+        .collect();
+    store
+        .import_points(&half_points)
+        .expect("import half a version");
+    let switched = fixture.document(meta("retiring", "v2", "org-a", &["org-a"], 2), 2);
+    let switched_points: Vec<_> = switched
+        .1
+        .iter()
+        .map(|c| (switched.0.clone(), c.clone()))
+        .collect();
+    store
+        .import_points(&switched_points)
+        .expect("import the new version");
+    store
+        .import_heads(&[
+            DocumentHead {
+                doc_id: "written".to_owned(),
+                live: Some(written.0.clone()),
+                pending: vec!["v2".to_owned()],
+                retired: Vec::new(),
+            },
+            DocumentHead {
+                doc_id: "retiring".to_owned(),
+                live: Some(switched.0.clone()),
+                pending: Vec::new(),
+                retired: vec!["v1".to_owned()],
+            },
+        ])
+        .expect("heads as a crash leaves them");
+
+    let scope = principal("org-a", &[]);
+    assert_eq!(
+        check_complete(&store, &scope, "written"),
+        Some("v1".to_owned())
+    );
+    assert_eq!(
+        check_complete(&store, &scope, "retiring"),
+        Some("v2".to_owned())
+    );
+    for chunk in &half.1[..2] {
+        let results = store.search(&scope, &query_for(chunk, 20)).expect("search");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.chunk.document.version != "v2" || r.chunk.document.doc_id != "written")
+        );
+    }
+    drop(store);
+
+    let store = open(dir.path(), DIM).expect("reopen");
+    let versions = stored_versions(&store);
+    assert_eq!(versions.get("written"), Some(&vec!["v1".to_owned()]));
+    assert_eq!(versions.get("retiring"), Some(&vec!["v2".to_owned()]));
+    assert!(
+        store
+            .heads()
+            .expect("heads")
+            .values()
+            .all(DocumentHead::is_settled)
+    );
+    // A head naming a version whose chunks are not all there is refused.
+    let missing = fixture.document(meta("missing", "v1", "org-a", &["org-a"], 1), 3);
+    assert!(
+        store
+            .import_heads(&[DocumentHead {
+                doc_id: "missing".to_owned(),
+                live: Some(missing.0),
+                pending: Vec::new(),
+                retired: Vec::new(),
+            }])
+            .is_err()
+    );
 }

@@ -10,6 +10,10 @@
 //! client on a small runtime of its own and blocks on it, so callers use it exactly as the
 //! embedded store: from blocking threads, never from an async task.
 //!
+//! Document heads (see [`super::versions`]) are points of a second collection,
+//! `<collection>-heads`, together with the per-document writer leases that serialise writers
+//! across service replicas (see `heads.rs`).
+//!
 //! Differences from the embedded engine that users may notice:
 //! - with `shard_number > 1` the BM25 and bigram IDF statistics are per shard, so sparse scores
 //!   (and rarely the ranking) differ slightly from a single-shard or embedded store;
@@ -30,37 +34,36 @@ use ::qdrant_client::qdrant::{
     VectorsConfigBuilder, point_id::PointIdOptions, vector_output, vectors_config,
 };
 use ::qdrant_client::{Payload, Qdrant, QdrantError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
+
+mod heads;
 
 use super::points::{
     BIGRAM, BM25, CHUNK_BODY_FIELDS, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
     canonical_sparse, chunk_payload, chunk_record, collect_pages, fusion_weights, invalid,
-    keep_newest_versions, newest_documents, point_id, validate_chunks, validate_dense,
-    versions_by_document,
+    point_id, validate_dense,
 };
+use super::versions::{self, DocumentHead, VersionedBackend, live_passages, live_results};
 use super::{
     ChunkRecord, DocumentMeta, HybridQuery, PointPage, Result, ScoredChunk, SparseVector,
-    StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
+    StoreAdmin, StoreError, StoreRead, StoreStatus, StoreWrite, StoredChunk,
 };
 use crate::access::Scope;
-use crate::config::ApiKey;
+use crate::secret::ApiKey;
 
 /// Points per scroll request.
 const SCROLL_PAGE: u32 = 1024;
 /// The client's minor version line; the server should be within one minor version of it.
 const CLIENT_VERSION: (u64, u64) = (1, 18);
 
-/// How to reach the server and how to create the collection (`[storage.qdrant]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// How to reach the server and how to create the collection.
+#[derive(Debug, Clone)]
 pub struct QdrantOptions {
     /// gRPC endpoint (port 6334 by default).
     pub url: String,
-    /// Sent as `api-key`; set it through `HIKITSUGI_STORAGE__QDRANT__API_KEY`, not in a file.
-    /// Never serialised or printed; empty means none.
-    #[serde(skip_serializing)]
+    /// Sent as `api-key`; never printed; empty means none.
     pub api_key: Option<ApiKey>,
     pub collection: String,
     /// Per request; a search or a batch that takes longer fails (after the retries).
@@ -133,6 +136,11 @@ impl QdrantStore {
     pub fn connect(options: &QdrantOptions, dense_dim: usize) -> Result<Self> {
         let store = Self::connect_without_collection(options, dense_dim)?;
         store.ensure_collection()?;
+        store.ensure_heads()?;
+        let settled = versions::finish_interrupted(&store)?;
+        if settled > 0 {
+            tracing::info!(documents = settled, collection = %store.options.collection, "finished interrupted writes");
+        }
         Ok(store)
     }
 
@@ -214,13 +222,15 @@ impl QdrantStore {
         &self.options.collection
     }
 
-    /// Deletes the whole collection (for tests and for starting a migration over).
+    /// Deletes the whole collection and its heads (for tests and for starting a migration over).
     pub fn drop_collection(&self) -> Result<()> {
-        let name = self.options.collection.clone();
-        self.call("delete collection", || {
-            let name = name.clone();
-            async move { self.client.delete_collection(name).await.map(|_| ()) }
-        })
+        for name in [self.options.collection.clone(), self.heads_collection()] {
+            self.call("delete collection", || {
+                let name = name.clone();
+                async move { self.client.delete_collection(name).await.map(|_| ()) }
+            })?;
+        }
+        Ok(())
     }
 
     /// Runs one request, retrying transient failures with exponential backoff.
@@ -660,55 +670,68 @@ impl StoreRead for QdrantStore {
             .map(|point| Ok((uuid_of(point.id)?, point.score)))
             .collect::<Result<_>>()?;
         fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        fused.truncate(query.limit);
-        if fused.is_empty() {
-            return Ok(Vec::new());
-        }
-
-        let ids: Vec<PointId> = fused.iter().map(|(id, _)| id.to_string().into()).collect();
-        let request = GetPointsBuilder::new(self.options.collection.clone(), ids)
-            .with_payload(true)
-            .with_vectors(false)
-            .build();
-        let retrieved = self.call("retrieve", || self.client.get_points(request.clone()))?;
-        let mut payloads: HashMap<Uuid, HashMap<String, Value>> = HashMap::new();
-        for point in retrieved.result {
-            payloads.insert(uuid_of(point.id)?, point.payload);
-        }
-        let mut results = Vec::with_capacity(fused.len());
-        for (id, score) in fused {
-            // A point deleted since the query (an old version, during a replace) is skipped.
-            let Some(payload) = payloads.remove(&id) else {
-                continue;
-            };
-            let stored: StoredChunk = decode(Some(id.to_string().into()), payload)?;
-            results.push(ScoredChunk {
-                chunk: stored,
-                score,
-            });
-        }
-        Ok(keep_newest_versions(results))
+        live_results(
+            scope,
+            &fused,
+            query.limit,
+            |ids| {
+                let point_ids: Vec<PointId> = ids.iter().map(|id| id.to_string().into()).collect();
+                let request = GetPointsBuilder::new(self.options.collection.clone(), point_ids)
+                    .with_payload(true)
+                    .with_vectors(false)
+                    .build();
+                let retrieved =
+                    self.call("retrieve", || self.client.get_points(request.clone()))?;
+                let mut payloads: HashMap<Uuid, HashMap<String, Value>> = HashMap::new();
+                for point in retrieved.result {
+                    payloads.insert(uuid_of(point.id)?, point.payload);
+                }
+                ids.iter()
+                    .map(|id| {
+                        payloads
+                            .remove(id)
+                            .map(|payload| {
+                                decode::<StoredChunk>(Some(id.to_string().into()), payload)
+                            })
+                            .transpose()
+                    })
+                    .collect()
+            },
+            |doc_ids| self.read_heads(doc_ids),
+        )
     }
 
     fn documents(&self, scope: &Scope) -> Result<Vec<DocumentMeta>> {
-        let Some(filter) = scope_filter(scope) else {
-            return Ok(Vec::new());
-        };
-        Ok(newest_documents(scope, self.first_chunks(filter)?)
-            .into_values()
-            .collect())
+        self.readable_heads(scope)
     }
 
     fn document(&self, scope: &Scope, doc_id: &str) -> Result<Option<DocumentMeta>> {
-        let Some(filter) = scope_filter(scope) else {
-            return Ok(None);
-        };
-        let filter = with_must(filter, Condition::matches("doc_id", doc_id.to_owned()));
-        Ok(newest_documents(scope, self.first_chunks(filter)?).remove(doc_id))
+        Ok(self
+            .read_heads(&[doc_id.to_owned()])?
+            .remove(doc_id)
+            .and_then(|head| head.readable(scope).cloned()))
     }
 
-    fn point_count(&self) -> Result<u64> {
-        self.count(None)
+    fn passages(
+        &self,
+        scope: &Scope,
+        doc_id: &str,
+        ordinals: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<(DocumentMeta, Vec<StoredChunk>)>> {
+        live_passages(
+            &ordinals,
+            || self.document(scope, doc_id),
+            |live| {
+                let filter = Filter::must([
+                    Condition::matches("doc_id", doc_id.to_owned()),
+                    Condition::matches("version", live.version.clone()),
+                ]);
+                self.scroll_all(filter, true.into())?
+                    .into_iter()
+                    .map(|point| decode::<StoredChunk>(point.id, point.payload))
+                    .collect()
+            },
+        )
     }
 
     fn status(&self) -> Result<StoreStatus> {
@@ -733,6 +756,27 @@ impl StoreRead for QdrantStore {
 
     fn dense_dim(&self) -> usize {
         self.dense_dim
+    }
+}
+
+impl StoreWrite for QdrantStore {
+    /// See [`super::versions`]; the chunks are upserted in batches, each acknowledged.
+    fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
+        versions::replace(self, documents)
+    }
+
+    fn delete_document(&self, doc_id: &str) -> Result<bool> {
+        versions::delete(self, doc_id)
+    }
+}
+
+impl StoreAdmin for QdrantStore {
+    fn heads(&self) -> Result<BTreeMap<String, DocumentHead>> {
+        self.all_heads()
+    }
+
+    fn point_count(&self) -> Result<u64> {
+        self.count(None)
     }
 
     fn export_points(&self, from: Option<Uuid>, limit: usize) -> Result<PointPage> {
@@ -768,47 +812,6 @@ impl StoreRead for QdrantStore {
         }
         Ok(counts)
     }
-}
-
-impl StoreWrite for QdrantStore {
-    /// Upserts every chunk of the new versions (in batches, each acknowledged), then deletes the
-    /// documents' points of any other version. A failure between the two leaves both versions,
-    /// each complete; readers keep the newest.
-    fn replace_documents(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {
-        let mut points = Vec::new();
-        for (document, chunks) in documents {
-            validate_chunks(document, chunks)?;
-            for chunk in chunks {
-                points.push(self.point(document, chunk)?);
-            }
-        }
-        if points.is_empty() {
-            return Ok(());
-        }
-        self.upsert("upsert chunks", points)?;
-        for (document, _) in documents {
-            let other_versions = Filter {
-                must: vec![Condition::matches("doc_id", document.doc_id.clone())],
-                must_not: vec![Condition::matches("version", document.version.clone())],
-                ..Filter::default()
-            };
-            self.delete_by_filter("delete other versions", other_versions)?;
-        }
-        Ok(())
-    }
-
-    fn delete_document(&self, doc_id: &str) -> Result<bool> {
-        let filter = Filter::must([Condition::matches("doc_id", doc_id.to_owned())]);
-        if self.count(Some(filter.clone()))? == 0 {
-            return Ok(false);
-        }
-        self.delete_by_filter("delete document", filter)?;
-        Ok(true)
-    }
-
-    fn versions(&self) -> Result<BTreeMap<String, Vec<String>>> {
-        Ok(versions_by_document(self.first_chunks(Filter::default())?))
-    }
 
     fn import_points(&self, points: &[(DocumentMeta, ChunkRecord)]) -> Result<()> {
         let points = points
@@ -816,6 +819,25 @@ impl StoreWrite for QdrantStore {
             .map(|(document, chunk)| self.point(document, chunk))
             .collect::<Result<Vec<_>>>()?;
         self.upsert("import points", points)
+    }
+
+    fn import_heads(&self, heads: &[DocumentHead]) -> Result<()> {
+        let counts = self.chunk_counts()?;
+        for head in heads {
+            if let Some(live) = &head.live {
+                let stored = counts
+                    .get(&(live.doc_id.clone(), live.version.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if stored != u64::from(live.chunk_count) {
+                    return Err(invalid(format!(
+                        "{} ({}): {} chunks stored, the head names {}",
+                        live.doc_id, live.version, stored, live.chunk_count
+                    )));
+                }
+            }
+        }
+        self.write_heads(heads)
     }
 }
 

@@ -10,10 +10,12 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+pub mod verification;
+
 use crate::config::AnswerConfig;
-use crate::generate::Verification;
 use crate::retrieve::normalize_query;
 use crate::store::ScoredChunk;
+use verification::Verification;
 
 /// What is shown when the evidence is too weak.
 pub const NOT_FOUND_MESSAGE: &str = "お探しの内容に答える記述は、閲覧できる資料の中に見つかりませんでした。関連する可能性のある箇所を下に示します。";
@@ -149,6 +151,72 @@ pub fn not_found(passages: Vec<ScoredChunk>, support: f32) -> Answer {
     }
 }
 
+/// The sentences of `passage` that support the sentences of `answer` carrying the marker
+/// `[n]`: for each such sentence, the passage sentence holding most of its content (at least
+/// half of it), as exact substrings of `passage`, in passage order, without repeats.
+pub fn supporting_sentences(answer: &str, n: usize, passage: &str) -> Vec<String> {
+    let marker = format!("[{n}]");
+    let candidates: Vec<(&str, HashSet<(char, char)>)> = sentences(passage)
+        .map(|sentence| (sentence, content_bigrams(sentence)))
+        .collect();
+    let mut chosen: Vec<usize> = Vec::new();
+    for (sentence, markers) in marked_sentences(answer) {
+        if !markers.contains(&marker) {
+            continue;
+        }
+        let terms = content_bigrams(&sentence);
+        let best = candidates
+            .iter()
+            .enumerate()
+            .map(|(index, (_, bigrams))| (index, coverage(&terms, bigrams)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((index, support)) = best
+            && support >= 0.5
+            && !chosen.contains(&index)
+        {
+            chosen.push(index);
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+        .into_iter()
+        .map(|index| candidates[index].0.to_owned())
+        .collect()
+}
+
+/// The sentences of an answer with the `[n]` markers that follow each.
+fn marked_sentences(answer: &str) -> Vec<(String, String)> {
+    let mut result: Vec<(String, String)> = Vec::new();
+    let mut text = String::new();
+    let mut markers = String::new();
+    let mut chars = answer.chars().peekable();
+    while let Some(character) = chars.next() {
+        if character == '[' {
+            let mut number = String::new();
+            while let Some(digit) = chars.peek().filter(|c| c.is_ascii_digit()) {
+                number.push(*digit);
+                chars.next();
+            }
+            if !number.is_empty() && chars.peek() == Some(&']') {
+                chars.next();
+                markers.push_str(&format!("[{number}]"));
+                continue;
+            }
+            text.push('[');
+            text.push_str(&number);
+            continue;
+        }
+        if !markers.is_empty() {
+            result.push((std::mem::take(&mut text), std::mem::take(&mut markers)));
+        }
+        text.push(character);
+    }
+    if !text.trim().is_empty() || !markers.is_empty() {
+        result.push((text, markers));
+    }
+    result
+}
+
 /// Sentences of a passage: split after 。！？ and at line ends, trimmed, without empty ones.
 fn sentences(text: &str) -> impl Iterator<Item = &str> {
     text.split_inclusive(['。', '!', '?', '\n', '\u{c}'])
@@ -198,6 +266,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 1,
                     page_count: 1,
+                    source: "test".to_owned(),
                 },
                 ordinal: 0,
                 text: text.to_owned(),

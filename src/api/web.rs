@@ -1,0 +1,151 @@
+//! The web app: three static files embedded in the binary (`web/`), served at `/` with a strict
+//! Content-Security-Policy, and the session endpoints it signs in with.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use super::session::{SessionInfo, is_https, same_origin, set_cookie};
+
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const APP_CSS: &str = include_str!("../../web/app.css");
+
+/// Only this origin's own scripts, styles and API; no framing, no plugins, no inline code.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    // Assets change with the binary; revalidate rather than serve a stale page.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// `POST /auth/session`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// An API key; exchanged for a session, never stored by the page.
+    pub key: String,
+}
+
+/// Exchanges an API key for a session cookie (the web app's sign-in).
+#[utoipa::path(
+    post,
+    path = "/auth/session",
+    tag = "web",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; the cookie is set", body = SessionInfo),
+        (status = 401, description = "Unknown key", body = ErrorBody),
+        (status = 403, description = "Sent from another site", body = ErrorBody),
+    )
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<SignIn>,
+) -> Result<Response, ApiError> {
+    if !same_origin(&headers) {
+        tracing::warn!("refused a sign-in from another origin");
+        return Err(ApiError::Forbidden);
+    }
+    let Some((label, principal)) = state.keys.authenticate(request.key.trim()) else {
+        tracing::warn!("refused a sign-in with an unknown API key");
+        return Err(ApiError::UnknownKey);
+    };
+    let (id, session) = state.sessions.create(principal.clone(), label.to_owned());
+    tracing::info!(user = %session.user, org = %principal.org(), "signed in");
+    let secure = state.service.config.server.secure_cookies || is_https(&headers);
+    let info = session.info(state.names.organisation(principal.org()));
+    Ok(([set_cookie(&id, state.sessions.ttl(), secure)], Json(info)).into_response())
+}
+
+/// The session of this browser.
+#[utoipa::path(
+    get,
+    path = "/auth/session",
+    tag = "web",
+    responses(
+        (status = 200, description = "Signed in", body = SessionInfo),
+        (status = 401, description = "No session, or it expired", body = ErrorBody),
+    )
+)]
+pub async fn current(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionInfo>, ApiError> {
+    match state
+        .sessions
+        .of_request(&axum::http::Method::GET, &headers)
+    {
+        Ok(Some(session)) => {
+            let org_name = state.names.organisation(session.principal.org());
+            Ok(Json(session.info(org_name)))
+        }
+        Ok(None) => Err(ApiError::MissingKey),
+        Err(_) => Err(ApiError::SessionExpired),
+    }
+}
+
+/// Signs out: ends the session and clears the cookie (needs the CSRF token).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "web",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 403, description = "Without the session's CSRF token", body = ErrorBody),
+    )
+)]
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(super::session::SessionRejection::CsrfMismatch) = state
+        .sessions
+        .of_request(&axum::http::Method::POST, &headers)
+    {
+        return ApiError::CsrfMismatch.into_response();
+    }
+    state.sessions.remove(&headers);
+    let secure = state.service.config.server.secure_cookies || is_https(&headers);
+    (
+        StatusCode::NO_CONTENT,
+        [set_cookie("", Duration::ZERO, secure)],
+    )
+        .into_response()
+}

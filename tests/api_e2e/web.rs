@@ -1,0 +1,574 @@
+//! The web app in a real browser: Debian's Chromium driven by its ChromeDriver over WebDriver,
+//! against the shared test server (the demo corpus and keys). Each step saves a screenshot
+//! under `target/web-screenshots/`.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
+//! `chromium-driver`; `.ci/run` installs them): without them the test fails and says so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use super::{HYOGO_KEY, PUBLIC_KEY, WAKAYAMA_KEY, WAKAYAMA_QUESTION, base_url};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A browser whose viewport is `width` × `height` CSS pixels (emulated, since a headless window
+/// cannot be narrower than 500 px).
+async fn browser(width: u32, height: u32) -> Browser {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: install Debian's chromium and chromium-driver (bash .ci/run does)"
+        );
+    }
+    let port = free_port();
+    let driver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().expect("a profile directory");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--window-size={},{}", width.max(500), height),
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "mobileEmulation": {
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+            },
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) if started.elapsed() < WAIT => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("chromedriver did not start a browser: {error}"),
+        }
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).expect("the screenshot directory");
+    Browser {
+        client,
+        driver,
+        _profile: profile,
+        shots,
+    }
+}
+
+impl Browser {
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save the screenshot");
+    }
+
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", base_url()))
+            .await
+            .expect("open the page");
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element {css}: {error}"))
+    }
+
+    async fn script(&self, code: &str) -> Value {
+        self.client
+            .execute(code, vec![])
+            .await
+            .unwrap_or_else(|error| panic!("script {code}: {error}"))
+    }
+
+    /// Waits until the script returns true.
+    async fn until(&self, what: &str, code: &str) {
+        let started = Instant::now();
+        loop {
+            if self.script(code).await == Value::Bool(true) {
+                return;
+            }
+            if started.elapsed() > WAIT {
+                self.shot(&format!("timeout-{}", what.replace(' ', "-")))
+                    .await;
+                panic!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .text()
+            .await
+            .expect("the element's text")
+    }
+
+    async fn visible(&self, css: &str) -> bool {
+        self.script(&format!(
+            "const e = document.querySelector({css:?}); return !!e && !e.hidden && e.offsetParent !== null;"
+        ))
+        .await
+            == Value::Bool(true)
+    }
+
+    async fn sign_in(&self, key: &str) {
+        self.open("/").await;
+        let input = self.find("#api-key").await;
+        self.until(
+            "the sign-in form",
+            "return !document.getElementById('signin-view').hidden;",
+        )
+        .await;
+        input.send_keys(key).await.expect("type the key");
+        self.find("#signin-submit")
+            .await
+            .click()
+            .await
+            .expect("sign in");
+    }
+
+    async fn signed_in_as(&self, key: &str, org_name: &str) {
+        self.sign_in(key).await;
+        self.until(
+            "the app view",
+            "return !document.getElementById('app-view').hidden;",
+        )
+        .await;
+        assert_eq!(self.text("#session-org").await, org_name);
+    }
+
+    async fn sign_out(&self) {
+        self.find("#signout").await.click().await.expect("sign out");
+        self.until(
+            "the sign-in view",
+            "return !document.getElementById('signin-view').hidden;",
+        )
+        .await;
+    }
+
+    async fn ask(&self, question: &str) {
+        self.find("#nav-ask")
+            .await
+            .click()
+            .await
+            .expect("the ask view");
+        let input = self.find("#question").await;
+        input.clear().await.expect("clear");
+        input.send_keys(question).await.expect("type the question");
+        // Enter sends (Shift+Enter would add a line).
+        input.send_keys("\u{E007}").await.expect("press Enter");
+        self.until(
+            "the answer",
+            "const s = document.getElementById('answer').dataset.state; return s === 'done' || s === 'error';",
+        )
+        .await;
+        assert_eq!(
+            self.script("return document.getElementById('answer').dataset.state;")
+                .await,
+            "done"
+        );
+    }
+
+    /// The visible text of every element matching `css`.
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let value = self
+            .script(&format!(
+                "return Array.from(document.querySelectorAll({css:?})).map(e => e.textContent);"
+            ))
+            .await;
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+const WAKAYAMA_REPORT: &str = "和歌山県・市町村行政DX推進による行政経営変革支援業務 実績報告書";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_app_in_a_real_browser() {
+    base_url();
+    let browser = browser(1280, 900).await;
+
+    // A wrong key: a Japanese error, no session.
+    browser.sign_in("not-a-key").await;
+    browser
+        .until(
+            "the sign-in error",
+            "return document.getElementById('signin-error').textContent.length > 0;",
+        )
+        .await;
+    assert!(
+        browser
+            .text("#signin-error")
+            .await
+            .contains("APIキーが正しくありません"),
+        "{}",
+        browser.text("#signin-error").await
+    );
+    browser.shot("01-wrong-key").await;
+    let stored = browser
+        .script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie;")
+        .await;
+    assert!(!stored.as_str().unwrap_or_default().contains("not-a-key"));
+
+    // Each demo key signs in and shows its organisation and role.
+    for (key, org_name) in [
+        (PUBLIC_KEY, "一般利用者"),
+        (HYOGO_KEY, "兵庫県"),
+        (WAKAYAMA_KEY, "和歌山県"),
+    ] {
+        browser.signed_in_as(key, org_name).await;
+        assert!(!browser.text("#session-role").await.is_empty());
+        let stored = browser
+            .script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie;")
+            .await;
+        assert!(
+            !stored.as_str().unwrap_or_default().contains(key),
+            "the key is stored in the browser: {stored}"
+        );
+        browser.sign_out().await;
+    }
+
+    // 和歌山県 asks; [1] opens a passage of its report with the supporting sentence marked.
+    browser.signed_in_as(WAKAYAMA_KEY, "和歌山県").await;
+    browser.ask(WAKAYAMA_QUESTION).await;
+    browser.shot("02-wakayama-answer").await;
+    let citations = browser.texts("#citations li").await;
+    assert!(!citations.is_empty(), "no citations listed");
+    assert!(
+        citations[0].contains(WAKAYAMA_REPORT)
+            || citations.iter().any(|c| c.contains("実績報告書")),
+        "{citations:?}"
+    );
+    browser
+        .find("#answer-text .cite[data-n='1']")
+        .await
+        .click()
+        .await
+        .expect("open [1]");
+    browser
+        .until(
+            "the viewer",
+            "return !document.getElementById('viewer').hidden;",
+        )
+        .await;
+    assert!(browser.text("#viewer-title").await.contains("実績報告書"));
+    assert_eq!(browser.text("#viewer-owner").await, "和歌山県");
+    let marks = browser.texts("#viewer-text mark").await;
+    assert!(
+        !marks.is_empty(),
+        "the supporting sentence is not highlighted"
+    );
+    browser.shot("03-citation-viewer").await;
+    browser
+        .find("#viewer-context")
+        .await
+        .click()
+        .await
+        .expect("前後を読む");
+    browser
+        .until(
+            "the neighbours",
+            "return document.querySelectorAll('#viewer-neighbours > *').length > 1;",
+        )
+        .await;
+    browser.shot("04-neighbours").await;
+    browser
+        .find("#viewer-full")
+        .await
+        .click()
+        .await
+        .expect("資料全体");
+    browser
+        .until(
+            "the whole document",
+            "return !!document.querySelector('#viewer-document .current');",
+        )
+        .await;
+    browser.shot("05-whole-document").await;
+    browser
+        .find("#viewer-close")
+        .await
+        .click()
+        .await
+        .expect("close");
+    browser.sign_out().await;
+
+    // 兵庫県 asks the same: nothing of 和歌山県's report, as an answer or as related passages.
+    browser.signed_in_as(HYOGO_KEY, "兵庫県").await;
+    browser.ask(WAKAYAMA_QUESTION).await;
+    browser.shot("06-hyogo-same-question").await;
+    let shown = browser
+        .script("return document.getElementById('answer').textContent;")
+        .await;
+    assert!(
+        !shown.as_str().unwrap_or_default().contains("実績報告書"),
+        "兵庫県 sees 和歌山県's report: {shown}"
+    );
+    browser.sign_out().await;
+
+    // The public key lists public documents only.
+    browser.signed_in_as(PUBLIC_KEY, "一般利用者").await;
+    browser
+        .find("#nav-documents")
+        .await
+        .click()
+        .await
+        .expect("documents");
+    browser
+        .until(
+            "the document list",
+            "return document.querySelectorAll('#documents-table tbody tr').length > 0;",
+        )
+        .await;
+    let listed: Vec<String> = browser
+        .script("return Array.from(document.querySelectorAll('#documents-table tbody tr')).map(r => r.dataset.docId);")
+        .await
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![super::DOC_000.to_owned(), super::DOC_001.to_owned()]
+    );
+    assert!(
+        !browser.visible("#upload-form").await,
+        "a reader sees the upload form"
+    );
+    browser.shot("07-public-documents").await;
+    browser.sign_out().await;
+
+    // A 兵庫県 editor uploads a Markdown file, finds it, gets it cited, then deletes it.
+    let files = tempfile::tempdir().expect("tempdir");
+    let minutes = files.path().join("web-kaigi.md");
+    std::fs::write(
+        &minutes,
+        "# 第3回ブラウザ試験会議\n\nブラウザ試験会議では、窓口の電子整理券を令和8年度に全庁へ広げることを決めた。\n",
+    )
+    .expect("write the upload");
+    let oversized = files.path().join("web-too-big.md");
+    std::fs::write(&oversized, "あ".repeat(super::UPLOAD_LIMIT / 3 + 10)).expect("write");
+    let hostile = files.path().join("web-xss.md");
+    std::fs::write(
+        &hostile,
+        "# 危険な記述の試験\n\n試験用の記述 <script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\"> を表示するだけの資料です。\n",
+    )
+    .expect("write");
+    browser.signed_in_as(HYOGO_KEY, "兵庫県").await;
+    browser
+        .find("#nav-documents")
+        .await
+        .click()
+        .await
+        .expect("documents");
+    let picker = browser.find("#upload-files").await;
+    let paths = [&minutes, &oversized, &hostile]
+        .map(|path| path.display().to_string())
+        .join("\n");
+    picker.send_keys(&paths).await.expect("choose files");
+    browser
+        .find("#upload-submit")
+        .await
+        .click()
+        .await
+        .expect("upload");
+    browser
+        .until("three upload results", "return document.querySelectorAll('#upload-results li.ok, #upload-results li.error').length === 3;")
+        .await;
+    browser.shot("08-uploads").await;
+    let ok = browser.texts("#upload-results li.ok").await;
+    let failed = browser.texts("#upload-results li.error").await;
+    assert_eq!(ok.len(), 2, "{ok:?} / {failed:?}");
+    assert!(
+        failed.len() == 1
+            && failed[0].contains("web-too-big.md")
+            && failed[0].contains("大きすぎます"),
+        "{failed:?}"
+    );
+    browser
+        .until("the upload in the list", "return !!document.querySelector(\"#documents-table tr[data-doc-id='uploads/pref-hyogo/web-kaigi.md']\");")
+        .await;
+
+    browser
+        .ask("ブラウザ試験会議で電子整理券について何を決めましたか")
+        .await;
+    let cited = browser.texts("#citations li").await;
+    assert!(
+        cited.iter().any(|c| c.contains("ブラウザ試験会議")),
+        "the upload is not cited: {cited:?}"
+    );
+    browser.shot("09-upload-cited").await;
+
+    // The hostile document renders as text: its tags show, nothing runs.
+    browser
+        .find("#nav-search")
+        .await
+        .click()
+        .await
+        .expect("search");
+    let query = browser.find("#search-query").await;
+    query.send_keys("危険な記述の試験").await.expect("type");
+    browser
+        .find("#search-submit")
+        .await
+        .click()
+        .await
+        .expect("search");
+    browser
+        .until(
+            "search results",
+            "return document.querySelectorAll('#search-results li').length > 0;",
+        )
+        .await;
+    let results = browser.texts("#search-results li").await;
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("<script>") && r.contains("onerror")),
+        "{results:?}"
+    );
+    assert_eq!(
+        browser.script("return window.__xss === undefined;").await,
+        true
+    );
+    assert_eq!(
+        browser.script("return document.querySelectorAll('#search-results img, #search-results script').length;").await,
+        0
+    );
+    browser.shot("10-xss-inert").await;
+
+    browser
+        .find("#nav-documents")
+        .await
+        .click()
+        .await
+        .expect("documents");
+    for doc_id in [
+        "uploads/pref-hyogo/web-kaigi.md",
+        "uploads/pref-hyogo/web-xss.md",
+    ] {
+        browser
+            .find(&format!(
+                "#documents-table tr[data-doc-id='{doc_id}'] .delete-doc"
+            ))
+            .await
+            .click()
+            .await
+            .expect("delete");
+        browser
+            .find("#confirm-yes")
+            .await
+            .click()
+            .await
+            .expect("confirm");
+        browser
+            .until(
+                "the document gone",
+                &format!("return !document.querySelector(\"#documents-table tr[data-doc-id='{doc_id}']\");"),
+            )
+            .await;
+    }
+    browser.shot("11-deleted").await;
+
+    // A question in the URL runs at once.
+    browser
+        .open(&format!("/?q={}", urlencode(WAKAYAMA_QUESTION)))
+        .await;
+    browser
+        .until(
+            "the question from the URL",
+            "return document.getElementById('answer').dataset.state === 'done';",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('question').value;")
+            .await,
+        WAKAYAMA_QUESTION
+    );
+    browser.shot("12-question-in-url").await;
+    browser.sign_out().await;
+
+    // At phone width the ask page has no horizontal scroll.
+    let phone = browser_at_phone_width().await;
+    phone.signed_in_as(WAKAYAMA_KEY, "和歌山県").await;
+    phone.ask(WAKAYAMA_QUESTION).await;
+    assert_eq!(
+        phone
+            .script("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await,
+        true
+    );
+    phone.shot("13-phone-width").await;
+}
+
+async fn browser_at_phone_width() -> Browser {
+    browser(375, 812).await
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
