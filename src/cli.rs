@@ -91,6 +91,11 @@ enum Command {
         #[arg(long)]
         per_question: bool,
     },
+    /// Feedback on answers, from the metadata database of the data directory.
+    Feedback {
+        #[command(subcommand)]
+        action: FeedbackAction,
+    },
     /// Print the SHA-256 of an API key, for the configuration. Without KEY, the key is read
     /// from standard input (so that it stays out of the shell history).
     HashKey { key: Option<String> },
@@ -112,6 +117,20 @@ enum Command {
         /// Where progress is recorded for resuming (default: a file named after both stores).
         #[arg(long)]
         state: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FeedbackAction {
+    /// Write an organisation's 👎 questions as eval questions (JSON lines, the format of
+    /// `hikitsugi eval --questions`), with `gold` empty and `type: "review"`, for a person to
+    /// fill in the gold passages.
+    Export {
+        #[arg(long)]
+        org: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -259,6 +278,45 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
+        }
+        Command::Feedback {
+            action: FeedbackAction::Export { org, output },
+        } => {
+            let config = load_config(None)?;
+            let metadata = crate::metadata::MetadataStore::open(&config.storage.data_dir)?;
+            let lines = metadata
+                .feedback_of(org, true)?
+                .into_iter()
+                .map(|feedback| {
+                    serde_json::json!({
+                        "id": format!("feedback-{}", feedback.id),
+                        "type": "review",
+                        "question": feedback.question,
+                        "answers": [],
+                        "gold": [],
+                        "feedback": {
+                            "answer": feedback.answer,
+                            "mode": feedback.mode,
+                            "found": feedback.found,
+                            "comment": feedback.comment,
+                            "cited": feedback.citations,
+                            "user": feedback.user,
+                            "created_at": feedback.created_at,
+                        },
+                    })
+                    .to_string()
+                })
+                .collect::<Vec<_>>();
+            let text = lines
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>();
+            match output {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            }
+            eprintln!("{} questions exported for review", lines.len());
         }
         Command::HashKey { key } => {
             let key = match key {

@@ -130,6 +130,9 @@ pub struct ModelConfig {
     pub workers: usize,
     /// Embeddings that may wait for a free instance; beyond that, 503 at once.
     pub max_queue: usize,
+    /// Threads of the instance that embeds documents (ingest, uploads); 0: one per core. Fewer
+    /// leave cores to queries while uploads are embedded.
+    pub passage_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -589,6 +592,31 @@ mod tests {
                     "{candidates}: {error:?}"
                 );
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn two_keys_with_one_hash_are_refused_with_both_labels() {
+        jailed(|jail| {
+            let path = jail.directory().join("config.toml");
+            let key = |label: &str, org: &str| {
+                format!(
+                    "[[api_keys]]\nlabel = \"{label}\"\norg = \"{org}\"\nrole = \"reader\"\nsha256 = \"{}\"\n",
+                    crate::access::hash_key("same-key")
+                )
+            };
+            let body = format!(
+                "[[organisations]]\nid = \"a\"\nname = \"A\"\n[[organisations]]\nid = \"b\"\nname = \"B\"\n{}{}",
+                key("first", "a"),
+                key("second", "b")
+            );
+            std::fs::write(&path, body).unwrap();
+            let error = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                error.contains("\"first\"") && error.contains("\"second\""),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -294,6 +294,9 @@ pub fn ingest_sources(
             }
         }
     }
+    // Workers finish in any order; reports are in document order.
+    summary.failed.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
+    summary.unreadable_pages.sort();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -15,6 +15,7 @@ pub mod embed;
 pub mod eval;
 pub mod generate;
 pub mod index;
+pub mod metadata;
 pub mod migrate;
 pub mod retrieve;
 pub mod role;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::embed::{Encoders, Reranker};
 use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
 use crate::index::{IndexError, upload_source, version_of, write_documents};
+use crate::metadata::{Feedback, MetadataError, MetadataStore};
 use crate::retrieve::{Reranking, RetrieveError, Retriever};
 use crate::store::{
     DocumentMeta, ScoredChunk, SearchFilters, StoreAdmin, StoreError, StoreStatus, StoreWrite,
@@ -27,6 +28,8 @@ use crate::store::{
 pub struct Service {
     pub config: Arc<Config>,
     store: Arc<dyn StoreWrite>,
+    /// Feedback (and later the audit trail).
+    metadata: Arc<MetadataStore>,
     pub encoders: Arc<Encoders>,
     /// The language model that writes answers; `None` answers extractively.
     pub generator: Option<Arc<Generator>>,
@@ -52,6 +55,8 @@ pub enum ServiceError {
     Task(String),
     #[error("the request was abandoned (timed out or disconnected)")]
     Cancelled,
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
 }
 
 /// Tells blocking work whether the request that wanted it is gone (timed out, disconnected):
@@ -86,6 +91,11 @@ const MAX_FILE_NAME_CHARS: usize = 200;
 const MAX_ID_CHARS: usize = 64;
 /// Most reader tokens of an upload.
 const MAX_READERS: usize = 32;
+/// Limits of a piece of feedback.
+const MAX_FEEDBACK_QUESTION_CHARS: usize = 1_000;
+const MAX_FEEDBACK_ANSWER_CHARS: usize = 20_000;
+const MAX_FEEDBACK_COMMENT_CHARS: usize = 2_000;
+const MAX_FEEDBACK_CITATIONS: usize = 50;
 
 /// A search's passages and how long it took.
 pub struct Searched<T> {
@@ -266,6 +276,86 @@ impl Service {
             Ok((document, passages))
         })
         .await
+    }
+
+    /// Stores a principal's feedback on an answer. Every cited version must be one the principal
+    /// may read (a listed version of a readable document), so feedback cannot name documents of
+    /// other organisations.
+    pub async fn give_feedback(
+        &self,
+        principal: &Principal,
+        user: String,
+        mut feedback: Feedback,
+    ) -> Result<Feedback, ServiceError> {
+        let limits = [
+            (
+                feedback.question.chars().count(),
+                MAX_FEEDBACK_QUESTION_CHARS,
+                "question",
+            ),
+            (
+                feedback.answer.chars().count(),
+                MAX_FEEDBACK_ANSWER_CHARS,
+                "answer",
+            ),
+            (
+                feedback.comment.as_ref().map_or(0, |c| c.chars().count()),
+                MAX_FEEDBACK_COMMENT_CHARS,
+                "comment",
+            ),
+            (
+                feedback.citations.len(),
+                MAX_FEEDBACK_CITATIONS,
+                "citations",
+            ),
+        ];
+        if let Some((_, max, field)) = limits.iter().find(|(length, max, _)| length > max) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "{field} が長すぎます（上限 {max}）。"
+            )));
+        }
+        if feedback.question.trim().is_empty() {
+            return Err(ServiceError::InvalidRequest(
+                "question が空です。".to_owned(),
+            ));
+        }
+        feedback.org = principal.org().to_owned();
+        feedback.user = user;
+        let scope = principal.scope();
+        self.blocking(move |service, _| {
+            for cited in &feedback.citations {
+                let readable = service
+                    .store
+                    .document(&scope, &cited.doc_id)?
+                    .is_some_and(|document| document.version == cited.version);
+                if !readable {
+                    return Err(ServiceError::InvalidRequest(format!(
+                        "citations の文書「{}」（版 {}）は見つかりません。",
+                        cited.doc_id, cited.version
+                    )));
+                }
+            }
+            Ok(service.metadata.record_feedback(feedback)?)
+        })
+        .await
+    }
+
+    /// The feedback of the principal's organisation (admins only), newest first.
+    pub async fn feedback(&self, principal: &Principal) -> Result<Vec<Feedback>, ServiceError> {
+        if principal.role() < Role::Admin {
+            return Err(ServiceError::Forbidden);
+        }
+        let org = principal.org().to_owned();
+        self.blocking(move |service, _| Ok(service.metadata.feedback_of(&org, false)?))
+            .await
+    }
+
+    /// The same store, model and generator with another configuration (e.g. other limits).
+    pub fn with_config(&self, config: Config) -> Self {
+        Self {
+            config: Arc::new(config),
+            ..self.clone()
+        }
     }
 
     /// The same model and generator on another store, with `config` (e.g. to compare backends).
@@ -497,6 +587,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
 }
 
 impl Service {
@@ -515,6 +607,7 @@ impl Service {
             config.model.workers,
             config.model.batch_size,
             config.model.max_queue,
+            (config.model.passage_threads > 0).then_some(config.model.passage_threads),
         )?;
         let reranker = match &config.rerank.model_dir {
             Some(model_dir) => Some(Arc::new(Reranker::load(
@@ -526,6 +619,7 @@ impl Service {
             None => None,
         };
         let store = open_store(&config.storage, dense.dim())?;
+        let metadata = Arc::new(MetadataStore::open(&config.storage.data_dir)?);
         let encoders = Encoders {
             dense,
             bm25: crate::embed::Bm25Encoder::new()?,
@@ -534,6 +628,7 @@ impl Service {
         let service = Self {
             config: Arc::new(config),
             store: store.clone(),
+            metadata,
             encoders: Arc::new(encoders),
             generator,
             reranker,

@@ -18,7 +18,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let paths = ensure_model(&default_cache_dir()?, &|line| eprintln!("{line}"))?;
-//! let mut embedder = load_embedder(&paths)?;
+//! let mut embedder = load_embedder(&paths, None)?;
 //! let vectors = embedder.embed(["query: 伴走支援の体制"], None)?;
 //! assert_eq!(vectors[0].len(), 384);
 //! # Ok(())

@@ -26,6 +26,8 @@ mod web;
 const PUBLIC_KEY: &str = "demo-public-key";
 const HYOGO_KEY: &str = "demo-hyogo-key";
 const WAKAYAMA_KEY: &str = "demo-wakayama-key";
+/// An admin of 和歌山県, added to the demo configuration by the test server only.
+const WAKAYAMA_ADMIN_KEY: &str = "test-wakayama-admin-key";
 
 const DOC_000: &str = "000_973ae0bf84c8550d.txt";
 const DOC_001: &str = "001_7edbf951067d5dc5.txt";
@@ -112,6 +114,12 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     config.storage.data_dir = data_dir.path().to_owned();
     config.server.max_upload_bytes = UPLOAD_LIMIT;
+    config.api_keys.push(hikitsugi::config::ApiKeyConfig {
+        sha256: hikitsugi::access::hash_key(WAKAYAMA_ADMIN_KEY),
+        org: "pref-wakayama".to_owned(),
+        role: hikitsugi::access::Role::Admin,
+        label: "test-wakayama-admin".to_owned(),
+    });
     if let Some(url) = std::env::var("QDRANT_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -285,6 +293,17 @@ async fn answers_cite_only_documents_the_caller_may_read() {
     let public = post_json("/v1/ask", Some(PUBLIC_KEY), question).await;
     assert_eq!(public.status, StatusCode::OK, "{}", public.body);
     let cited = doc_ids(&public.body["citations"]);
+    assert!(cited.is_subset(&set(&[DOC_000, DOC_001])), "{cited:?}");
+
+    // The public key's answer to a question the public documents answer cites them, and only them.
+    let public = post_json(
+        "/v1/ask",
+        Some(PUBLIC_KEY),
+        json!({ "question": "北海道が希望する伴走支援の内容は何ですか" }),
+    )
+    .await;
+    let cited = doc_ids(&public.body["citations"]);
+    assert!(!cited.is_empty(), "{}", public.body);
     assert!(cited.is_subset(&set(&[DOC_000, DOC_001])), "{cited:?}");
 }
 
@@ -550,6 +569,76 @@ async fn uploads_need_an_editor_and_a_supported_file_type() {
     )
     .await;
     assert_error(&bad_metadata, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // An editor writes for its own organisation only: another organisation as a reader is
+    // refused with the allowed values, and nothing is stored.
+    let into_wakayama = upload(
+        HYOGO_KEY,
+        "e2e-into-wakayama.md",
+        "# 他県向け\n\n和歌山県の回答に混ぜる文書です。\n".as_bytes(),
+        Some(json!({ "readers": ["pref-wakayama"] })),
+    )
+    .await;
+    assert_error(&into_wakayama, StatusCode::BAD_REQUEST, "invalid_request");
+    let message = into_wakayama.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("pref-wakayama")
+            && message.contains("pref-hyogo")
+            && message.contains("hyogo-municipalities")
+            && message.contains("public"),
+        "{message}"
+    );
+    let listed = get("/v1/documents", Some(WAKAYAMA_KEY)).await;
+    assert!(
+        !doc_ids(&listed.body["documents"]).contains("uploads/pref-hyogo/e2e-into-wakayama.md")
+    );
+    // Its own group and public are fine.
+    let shared = upload(
+        HYOGO_KEY,
+        "e2e-shared.md",
+        "# 県内共有\n\n県内市町と共有する議事メモです。\n".as_bytes(),
+        Some(json!({ "readers": ["hyogo-municipalities", "public"] })),
+    )
+    .await;
+    assert_eq!(shared.status, StatusCode::CREATED, "{}", shared.body);
+    // Listings show only the reader tokens the caller holds.
+    let seen_by_public = get("/v1/documents", Some(PUBLIC_KEY)).await;
+    let document = seen_by_public.body["documents"]
+        .as_array()
+        .and_then(|documents| {
+            documents
+                .iter()
+                .find(|d| d["doc_id"] == "uploads/pref-hyogo/e2e-shared.md")
+        })
+        .cloned()
+        .expect("the public upload is listed");
+    assert_eq!(document["readers"], json!(["public"]));
+    assert_eq!(
+        delete("uploads/pref-hyogo/e2e-shared.md", Some(HYOGO_KEY))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+
+    // Over the upload limit: 413 with the limit in the message.
+    let oversized = upload(HYOGO_KEY, "e2e-big.md", &vec![b'a'; UPLOAD_LIMIT + 1], None).await;
+    assert_error(
+        &oversized,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+
+    // A reader is refused before its body is read.
+    let by_reader = upload(
+        PUBLIC_KEY,
+        "e2e-reader-big.md",
+        &vec![b'a'; UPLOAD_LIMIT + 1],
+        None,
+    )
+    .await;
+    assert_error(&by_reader, StatusCode::FORBIDDEN, "forbidden");
 }
 
 #[tokio::test]
@@ -704,4 +793,56 @@ async fn operations_endpoints_answer() {
     assert_eq!(own.headers()["x-request-id"], "e2e-request-1");
     let generated = client.get(url("/healthz")).send().await.expect("an answer");
     assert!(generated.headers().contains_key("x-request-id"));
+}
+
+/// Feedback is stored with who gave it and which versions the answer cited; only the admins of
+/// the giver's organisation read it, and an answer cannot name a document its giver cannot read.
+#[tokio::test]
+async fn feedback_is_kept_for_the_organisations_admins() {
+    let asked = post_json(
+        "/v1/ask",
+        Some(WAKAYAMA_KEY),
+        json!({ "question": WAKAYAMA_QUESTION }),
+    )
+    .await;
+    let citations: Vec<Value> = asked.body["citations"]
+        .as_array()
+        .expect("citations")
+        .iter()
+        .map(|c| json!({ "doc_id": c["doc_id"], "version": c["version"] }))
+        .collect();
+    assert!(!citations.is_empty());
+    let feedback = json!({
+        "question": WAKAYAMA_QUESTION,
+        "answer": asked.body["answer"],
+        "mode": asked.body["mode"],
+        "found": asked.body["found"],
+        "rating": "down",
+        "comment": "見出しが答えに入っている",
+        "citations": citations,
+    });
+    let stored = post_json("/v1/feedback", Some(WAKAYAMA_KEY), feedback.clone()).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.body);
+    let id = stored.body["id"].as_str().expect("an id").to_owned();
+
+    // 兵庫県 cannot name 和歌山県's report in its feedback (nor learn that it exists).
+    let foreign = post_json("/v1/feedback", Some(HYOGO_KEY), feedback).await;
+    assert_error(&foreign, StatusCode::BAD_REQUEST, "invalid_request");
+
+    assert_error(
+        &get("/v1/feedback", Some(WAKAYAMA_KEY)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let listed = get("/v1/feedback", Some(WAKAYAMA_ADMIN_KEY)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let entries = listed.body["feedback"].as_array().expect("feedback");
+    let entry = entries
+        .iter()
+        .find(|entry| entry["id"] == id.as_str())
+        .expect("the feedback is listed");
+    assert_eq!(entry["user"], "demo-wakayama");
+    assert_eq!(entry["org"], "pref-wakayama");
+    assert_eq!(entry["rating"], "down");
+    assert!(entries.iter().all(|entry| entry["org"] == "pref-wakayama"));
 }

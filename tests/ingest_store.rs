@@ -158,3 +158,97 @@ fn a_corpus_without_manifest_is_refused_with_what_to_do() {
         "{error}"
     );
 }
+
+/// A corpus ingest with --prune removes only its own folder's documents: an upload and a
+/// document of another folder stay (today's `hikitsugi demo` restarts prune the demo corpus).
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_only_documents_of_the_same_folder() {
+    let (corpus, other, data) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    for dir in [corpus.path(), other.path()] {
+        std::fs::write(dir.join("hikitsugi.toml"), MANIFEST).unwrap();
+    }
+    std::fs::write(
+        corpus.path().join("kaigi.txt"),
+        "定例会議の記録\n\n電子申請を導入する。",
+    )
+    .unwrap();
+    std::fs::write(
+        other.path().join("betsu.txt"),
+        "別の記録\n\n窓口を一本化する。",
+    )
+    .unwrap();
+    let opened = service(data.path());
+    assert_eq!(ingest(&opened, corpus.path(), true).added, 1);
+    assert_eq!(ingest(&opened, other.path(), true).added, 1);
+    let uploader =
+        hikitsugi::access::Principal::new("pref-test", Vec::new(), hikitsugi::access::Role::Editor);
+    opened
+        .0
+        .upload(
+            &uploader,
+            "minutes.md".to_owned(),
+            "# 議事録\n\n窓口の電子整理券を導入する。"
+                .as_bytes()
+                .to_vec(),
+            hikitsugi::service::UploadMetadata::default(),
+        )
+        .await
+        .expect("upload");
+
+    std::fs::remove_file(corpus.path().join("kaigi.txt")).unwrap();
+    std::fs::write(corpus.path().join("shin.txt"), "新しい記録\n\n研修を行う。").unwrap();
+    let pruned = ingest(&opened, corpus.path(), true);
+    assert_eq!((pruned.added, pruned.pruned), (1, 1));
+    let listed: Vec<String> = opened
+        .0
+        .documents(Operator.scope())
+        .await
+        .expect("documents")
+        .into_iter()
+        .map(|document| document.doc_id)
+        .collect();
+    assert_eq!(
+        listed,
+        vec!["betsu.txt", "shin.txt", "uploads/pref-test/minutes.md"]
+    );
+}
+
+/// A manifest naming an organisation or group the configuration does not know is refused
+/// before anything is stored, with its line.
+#[test]
+fn a_manifest_naming_an_unknown_organisation_is_refused_with_its_line() {
+    let (corpus, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        corpus.path().join("hikitsugi.toml"),
+        "[defaults]\nowner = \"pref-test\"\nreaders = [\"public\"]\n\n[[documents]]\npath = \"a.txt\"\nreaders = [\"pref-nowhere\"]\n",
+    )
+    .unwrap();
+    std::fs::write(corpus.path().join("a.txt"), "記録\n\n本文。").unwrap();
+    let (service, store) = service(data.path());
+    let error = ingest_dir(
+        &hikitsugi::index::Corpus {
+            dir: corpus.path(),
+            manifest: None,
+            prune: false,
+        },
+        |id| id == "pref-test",
+        store.as_ref(),
+        &service.encoders,
+        &service.config.chunking.options(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("pref-nowhere") && error.contains("line 6"),
+        "{error}"
+    );
+    assert!(
+        store.heads().expect("heads").is_empty(),
+        "nothing was stored"
+    );
+}

@@ -29,7 +29,7 @@ fn the_set_up_model_ranks_a_relevant_passage_first() {
     assert_eq!(again, paths);
     assert_eq!(locate_model(&cache_dir).expect("model located"), paths);
 
-    let mut embedder = load_embedder(&paths).expect("model loaded");
+    let mut embedder = load_embedder(&paths, None).expect("model loaded");
     let vectors = embedder
         .embed([QUERY, RELEVANT, IRRELEVANT], None)
         .expect("embeddings");

@@ -18,6 +18,8 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// request gets 401 whatever its body. Only this extractor makes principals for the API.
 pub struct Caller {
     pub principal: Principal,
+    /// The key's label, or the session's user: who gave feedback.
+    pub user: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -45,7 +47,7 @@ impl FromRequestParts<AppState> for Caller {
         let span = tracing::Span::current();
         span.record("api_key", user.as_str());
         span.record("org", principal.org());
-        Ok(Self { principal })
+        Ok(Self { principal, user })
     }
 }
 

@@ -166,7 +166,8 @@ impl From<ServiceError> for ApiError {
             error @ (ServiceError::Retrieve(_)
             | ServiceError::Store(_)
             | ServiceError::Index(_)
-            | ServiceError::Task(_)) => Self::internal(error),
+            | ServiceError::Task(_)
+            | ServiceError::Metadata(_)) => Self::internal(error),
         }
     }
 }

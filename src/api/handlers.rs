@@ -14,8 +14,9 @@ use super::auth::{Caller, presented_key};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::wire::{
-    AskRequest, AskResponse, Document, DocumentPassage, DocumentsResponse, PassagesQuery,
-    PassagesResponse, Probe, SearchRequest, SearchResponse, UploadForm,
+    AskRequest, AskResponse, Document, DocumentPassage, DocumentsResponse, FeedbackCreated,
+    FeedbackList, FeedbackRequest, PassagesQuery, PassagesResponse, Probe, SearchRequest,
+    SearchResponse, UploadForm,
 };
 use crate::access::Role;
 
@@ -253,6 +254,55 @@ pub async fn delete_document(
         .await?;
     tracing::info!(%doc_id, "document deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 👍 or 👎 (with an optional comment) on an answer: stored with the caller, the question, the
+/// answer's mode and the document versions it cited, for the organisation's admins.
+#[utoipa::path(
+    post,
+    path = "/v1/feedback",
+    tag = "feedback",
+    request_body = FeedbackRequest,
+    responses(
+        (status = 201, description = "Stored", body = FeedbackCreated),
+        (status = 400, description = "Too long, or citing a document the caller cannot read", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[tracing::instrument(name = "give_feedback", skip_all)]
+pub async fn give_feedback(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<FeedbackRequest>,
+) -> Result<(StatusCode, Json<FeedbackCreated>), ApiError> {
+    let stored = state
+        .service
+        .give_feedback(&caller.principal, caller.user, request.into_feedback())
+        .await?;
+    tracing::info!(id = %stored.id, rating = ?stored.rating, "feedback stored");
+    Ok((StatusCode::CREATED, Json(FeedbackCreated { id: stored.id })))
+}
+
+/// The feedback of the caller's organisation (admins only), newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/feedback",
+    tag = "feedback",
+    responses(
+        (status = 200, description = "Feedback of the caller's organisation", body = FeedbackList),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[tracing::instrument(name = "list_feedback", skip_all)]
+pub async fn list_feedback(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<FeedbackList>, ApiError> {
+    let feedback = state.service.feedback(&caller.principal).await?;
+    Ok(Json(FeedbackList { feedback }))
 }
 
 /// Liveness: the process answers.

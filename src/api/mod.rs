@@ -114,6 +114,10 @@ pub fn router(service: Service) -> Router {
         .merge(queries)
         .route("/v1/documents", get(handlers::list_documents))
         .route("/v1/passages", get(handlers::passages))
+        .route(
+            "/v1/feedback",
+            get(handlers::list_feedback).post(handlers::give_feedback),
+        )
         .route("/v1/documents/{*doc_id}", delete(handlers::delete_document))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

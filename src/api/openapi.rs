@@ -18,6 +18,8 @@ use super::handlers;
         handlers::ask,
         handlers::list_documents,
         handlers::passages,
+        handlers::give_feedback,
+        handlers::list_feedback,
         handlers::upload_document,
         handlers::delete_document,
         handlers::healthz,
@@ -34,6 +36,7 @@ use super::handlers;
         (name = "search", description = "Passages and cited answers"),
         (name = "documents", description = "Listing, uploading and deleting documents"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
+        (name = "feedback", description = "👍/👎 on answers, for each organisation's admins"),
         (name = "web", description = "Sessions of the web app (cookies; not for programs)"),
     )
 )]

@@ -207,7 +207,7 @@ pub struct AskResponse {
 }
 
 /// How the answer's text was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Written by the language model from the passages, each sentence verified.
@@ -564,4 +564,55 @@ impl From<crate::store::StoreStatus> for StoreProbe {
             collection_status: status.collection_status,
         }
     }
+}
+
+/// `POST /v1/feedback`: 👍 or 👎 on an answer, as the caller saw it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    pub question: String,
+    /// The answer's text as shown.
+    pub answer: String,
+    /// The answer's `mode`.
+    pub mode: Mode,
+    pub found: bool,
+    pub rating: crate::metadata::Rating,
+    pub comment: Option<String>,
+    /// The document versions the answer cited (`doc_id` and `version` of its citations).
+    #[serde(default)]
+    pub citations: Vec<crate::metadata::CitedVersion>,
+}
+
+impl FeedbackRequest {
+    pub fn into_feedback(self) -> crate::metadata::Feedback {
+        crate::metadata::Feedback {
+            id: String::new(),
+            created_at: 0,
+            org: String::new(),
+            user: String::new(),
+            question: self.question,
+            answer: self.answer,
+            mode: match self.mode {
+                Mode::Generated => "generated",
+                Mode::Extractive => "extractive",
+            }
+            .to_owned(),
+            found: self.found,
+            rating: self.rating,
+            comment: self.comment.filter(|comment| !comment.trim().is_empty()),
+            citations: self.citations,
+        }
+    }
+}
+
+/// The stored feedback's id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackCreated {
+    pub id: String,
+}
+
+/// `GET /v1/feedback`: the feedback of the caller's organisation, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackList {
+    pub feedback: Vec<crate::metadata::Feedback>,
 }

@@ -174,17 +174,19 @@ pub struct DenseEncoder {
 }
 
 impl DenseEncoder {
-    /// Loads `workers` query instances (the passage instance is loaded on first use).
+    /// Loads `workers` query instances (the passage instance, with at most `passage_threads`
+    /// threads, is loaded on first use).
     pub fn load(
         paths: &ModelPaths,
         workers: usize,
         batch_size: usize,
         max_queue: usize,
+        passage_threads: Option<usize>,
     ) -> Result<Self, EmbedError> {
-        let loader = |paths: ModelPaths| move || Ok(load_embedder(&paths)?);
+        let loader = |paths: ModelPaths, threads| move || Ok(load_embedder(&paths, threads)?);
         let mut encoder = Self {
-            queries: Pool::new(workers, max_queue, loader(paths.clone())),
-            passages: Pool::new(1, max_queue, loader(paths.clone())),
+            queries: Pool::new(workers, max_queue, loader(paths.clone(), None)),
+            passages: Pool::new(1, max_queue, loader(paths.clone(), passage_threads)),
             batch_size: batch_size.max(1),
             dim: 0,
         };

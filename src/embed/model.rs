@@ -66,13 +66,19 @@ pub enum LoadError {
 ///
 /// The first call in a process decides which ONNX Runtime library is loaded; later calls reuse
 /// it. `TextEmbedding::embed` takes `&mut self`: use one instance per worker thread, or a lock.
-pub fn load_embedder(paths: &ModelPaths) -> Result<TextEmbedding, LoadError> {
+///
+/// `threads` caps ONNX Runtime's intra-op threads (`None`: one per core).
+pub fn load_embedder(
+    paths: &ModelPaths,
+    threads: Option<usize>,
+) -> Result<TextEmbedding, LoadError> {
     init_onnx_runtime(&paths.ort_dylib)?;
     let (onnx, tokenizer_files) = read_model_files(&paths.model_dir, |path, source| {
         LoadError::Unreadable { path, source }
     })?;
     let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
-    let options = InitOptionsUserDefined::new().with_max_length(MAX_TOKENS);
+    let mut options = InitOptionsUserDefined::new().with_max_length(MAX_TOKENS);
+    options.intra_threads = threads;
     TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
         LoadError::ModelLoad {
             dir: paths.model_dir.clone(),

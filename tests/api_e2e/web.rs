@@ -243,6 +243,31 @@ async fn the_web_app_in_a_real_browser() {
     base_url();
     let browser = browser(1280, 900).await;
 
+    // The page: every form control has a label, nothing loads from elsewhere, and it paints
+    // within a second from a local service.
+    browser.open("/").await;
+    browser
+        .until("the first paint", "return performance.getEntriesByType('paint').some(e => e.name === 'first-contentful-paint');")
+        .await;
+    let first_paint = browser
+        .script("return performance.getEntriesByType('paint').find(e => e.name === 'first-contentful-paint').startTime;")
+        .await
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    assert!(first_paint < 1000.0, "first paint after {first_paint} ms");
+    let unlabelled = browser
+        .script(
+            "return Array.from(document.querySelectorAll('input, textarea, select'))
+               .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+               .map(e => e.id || e.name);",
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+    let foreign = browser
+        .script("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin));")
+        .await;
+    assert_eq!(foreign, json!([]), "resources from elsewhere");
+
     // A wrong key: a Japanese error, no session.
     browser.sign_in("not-a-key").await;
     browser
@@ -346,6 +371,52 @@ async fn the_web_app_in_a_real_browser() {
         .click()
         .await
         .expect("close");
+
+    // 👎 with a comment is stored for 和歌山県's admins.
+    browser
+        .find("#feedback-down")
+        .await
+        .click()
+        .await
+        .expect("👎");
+    browser
+        .find("#feedback-comment")
+        .await
+        .send_keys("見出しの行が回答に入っています")
+        .await
+        .expect("comment");
+    browser
+        .find("#feedback-submit")
+        .await
+        .click()
+        .await
+        .expect("send");
+    browser
+        .until(
+            "the feedback thanks",
+            "return document.getElementById('feedback-status').textContent.includes('ありがとう');",
+        )
+        .await;
+    browser.shot("05b-feedback").await;
+    let listed = reqwest::Client::new()
+        .get(format!("{}/v1/feedback", base_url()))
+        .bearer_auth(super::WAKAYAMA_ADMIN_KEY)
+        .send()
+        .await
+        .expect("the server answers")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    assert!(
+        listed["feedback"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|entry| {
+                entry["comment"] == "見出しの行が回答に入っています" && entry["rating"] == "down"
+            }),
+        "{listed}"
+    );
     browser.sign_out().await;
 
     // 兵庫県 asks the same: nothing of 和歌山県's report, as an answer or as related passages.
@@ -571,4 +642,36 @@ fn urlencode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
+}
+
+/// The page's own weight (its three files) stays under 300 KB, and the page is served with a
+/// strict Content-Security-Policy.
+#[tokio::test]
+async fn the_page_is_light_and_served_with_a_strict_policy() {
+    let client = reqwest::Client::new();
+    let mut total = 0;
+    for path in ["/", "/app.js", "/app.css"] {
+        let response = client
+            .get(format!("{}{path}", base_url()))
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"));
+        total += response.bytes().await.expect("a body").len();
+    }
+    assert!(total < 300 * 1024, "the page weighs {total} bytes");
 }

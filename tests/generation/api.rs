@@ -31,6 +31,8 @@ const Q_OBEYED: &str = "オンラインよろず相談の実施方法を教え�
 const Q_FAILING: &str = "オンラインよろず相談は何回実施されましたか";
 /// The model streams for a long time.
 const Q_LONG: &str = "オンラインよろず相談ではどのような相談が多かったですか";
+/// Answered by the model only after 5 s.
+const Q_SLOW: &str = "オンラインよろず相談の相談件数は増えましたか";
 /// Asked by both organisations, to see what the model is shown.
 const Q_SCOPE: &str = "オンラインよろず相談はどのような形で実施されますか";
 
@@ -40,8 +42,14 @@ const SYSTEM_PROMPT: &str = include_str!("../../prompts/system.txt");
 
 struct Harness {
     base_url: String,
+    /// The same service with tight limits: one query at a time, a 1.5 s request timeout, and a
+    /// key on `/metrics`.
+    limited_url: String,
     endpoint: Scripted,
 }
+
+/// The `/metrics` key of the limited server.
+const METRICS_KEY: &str = "generation-metrics-key";
 
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
@@ -74,6 +82,10 @@ fn script(request: &Received) -> Reply {
             &format!("兵庫県の予算額は{HYOGO_SECRET}です[99]。"),
         ]),
         Q_FAILING => Reply::Status(500, r#"{"error":{"message":"out of memory"}}"#.to_owned()),
+        Q_SLOW => Reply::Slow(
+            Duration::from_secs(5),
+            "オンラインよろず相談は月例で実施しました[1]。".to_owned(),
+        ),
         Q_LONG => Reply::Stream {
             deltas: (0..500).map(|index| format!("相談{index}。")).collect(),
             delay: Duration::from_millis(20),
@@ -116,12 +128,32 @@ fn start() -> anyhow::Result<Harness> {
                         return;
                     }
                 };
-                let address = listener.local_addr().map_err(anyhow::Error::from);
-                let _ = sender.send(address.map(|address| Harness {
+                let limited_listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        let _ = sender.send(Err(error.into()));
+                        return;
+                    }
+                };
+                let mut limits = (*service.config).clone();
+                limits.server.max_concurrent_queries = 1;
+                limits.server.request_timeout_ms = 1_500;
+                limits.server.metrics_key_sha256 = Some(hikitsugi::access::hash_key(METRICS_KEY));
+                let limited = service.with_config(limits);
+                let addresses = listener
+                    .local_addr()
+                    .and_then(|address| Ok((address, limited_listener.local_addr()?)))
+                    .map_err(anyhow::Error::from);
+                let _ = sender.send(addresses.map(|(address, limited_address)| Harness {
                     base_url: format!("http://{address}"),
+                    limited_url: format!("http://{limited_address}"),
                     endpoint,
                 }));
-                if let Err(error) = axum::serve(listener, hikitsugi::api::router(service)).await {
+                let (served, limited_served) = tokio::join!(
+                    axum::serve(listener, hikitsugi::api::router(service)),
+                    axum::serve(limited_listener, hikitsugi::api::router(limited)),
+                );
+                if let Err(error) = served.and(limited_served) {
                     eprintln!("the test server stopped: {error}");
                 }
             });
@@ -437,4 +469,112 @@ async fn the_stream_flag_is_documented_and_validated() {
     assert!(content["text/event-stream"].is_object(), "{content}");
     assert!(openapi["components"]["schemas"]["StreamPassages"].is_object());
     assert!(openapi["components"]["schemas"]["AskRequest"]["properties"]["stream"].is_object());
+}
+
+/// A streamed answer holds its query slot until its last event: while one streams, the
+/// one-slot server answers the next query with 503 at once; the stream ends at the request
+/// timeout with an `error` event, and then the slot is free. (One test: the limited server
+/// has one slot, and parallel tests would take it from each other.)
+#[tokio::test]
+async fn a_streamed_answer_counts_against_the_query_limit_for_its_whole_life() {
+    let limited = &harness().limited_url;
+    let client = reqwest::Client::new();
+    let streaming = client
+        .post(format!("{limited}/v1/ask"))
+        .bearer_auth(WAKAYAMA_KEY)
+        .json(&json!({ "question": Q_LONG, "stream": true }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(streaming.status(), reqwest::StatusCode::OK);
+    let mut body = streaming.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: passages") {
+        let bytes = body.next().await.expect("more events").expect("bytes");
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    let refused = client
+        .post(format!("{limited}/v1/search"))
+        .bearer_auth(WAKAYAMA_KEY)
+        .json(&json!({ "query": "相談" }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key(reqwest::header::RETRY_AFTER));
+    let error: Value = refused.json().await.expect("JSON");
+    assert_eq!(error["error"]["code"], "overloaded");
+
+    // The stream outlives the 1.5 s request timeout: it ends with an `error` event instead.
+    let mut rest = String::new();
+    while let Some(bytes) = body.next().await {
+        rest.push_str(&String::from_utf8_lossy(&bytes.expect("bytes")));
+    }
+    let events = parse_events(&rest);
+    assert_eq!(
+        events.last().map(|(name, _)| name.as_str()),
+        Some("error"),
+        "{rest}"
+    );
+    assert!(
+        events
+            .last()
+            .and_then(|(_, data)| data["message"].as_str())
+            .is_some_and(|m| m.contains("時間内")),
+        "{rest}"
+    );
+    let after = client
+        .post(format!("{limited}/v1/search"))
+        .bearer_auth(WAKAYAMA_KEY)
+        .json(&json!({ "query": "相談" }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        after.status(),
+        reqwest::StatusCode::OK,
+        "the slot was not released"
+    );
+
+    // A whole answer slower than the request timeout is a 504 (the scripted model needs 5 s).
+    let slow = client
+        .post(format!("{limited}/v1/ask"))
+        .bearer_auth(WAKAYAMA_KEY)
+        .json(&json!({ "question": Q_SLOW }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(slow.status(), reqwest::StatusCode::GATEWAY_TIMEOUT);
+    let error: Value = slow.json().await.expect("JSON");
+    assert_eq!(error["error"]["code"], "timeout");
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_key() {
+    let url = format!("{}/metrics", harness().limited_url);
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.expect("answers");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let wrong = client
+        .get(&url)
+        .bearer_auth(WAKAYAMA_KEY)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let right = client
+        .get(&url)
+        .bearer_auth(METRICS_KEY)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(right.status(), reqwest::StatusCode::OK);
+    assert!(right.text().await.expect("text").contains("hikitsugi_"));
+    // Without a configured key, /metrics stays open (the other server).
+    let open = client
+        .get(format!("{}/metrics", harness().base_url))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(open.status(), reqwest::StatusCode::OK);
 }

@@ -23,115 +23,94 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 /// Dense dimension of the fixtures: small, the store does not care.
 pub const DIM: usize = 8;
 
-/// Generates one `#[test]` per check of the suite, for the store opened by `$open`. With a second
-/// argument, `$available: Fn() -> bool`, each test runs only when it returns true (it prints why
-/// not otherwise), for backends that need a server.
+/// Generates one `#[test]` per check of the suite, for the store opened by `$open`. Attributes
+/// after it go on every test, e.g. `#[ignore = "…"]` for backends that need a server.
 macro_rules! store_suite {
-    ($open:expr) => {
-        store_suite!($open, || true);
-    };
-    ($open:expr, $available:expr) => {
+    ($open:expr $(, #[$attr:meta])*) => {
+        $(#[$attr])*
         #[test]
         fn scope_filtering() {
-            if $available() {
-                $crate::store_suite::scope_filtering(&$open);
-            }
+            $crate::store_suite::scope_filtering(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn search_filters_narrow_within_scope() {
-            if $available() {
-                $crate::store_suite::search_filters_narrow_within_scope(&$open);
-            }
+            $crate::store_suite::search_filters_narrow_within_scope(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn replace_leaves_only_the_new_version() {
-            if $available() {
-                $crate::store_suite::replace_leaves_only_the_new_version(&$open);
-            }
+            $crate::store_suite::replace_leaves_only_the_new_version(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn delete_removes_every_version() {
-            if $available() {
-                $crate::store_suite::delete_removes_every_version(&$open);
-            }
+            $crate::store_suite::delete_removes_every_version(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn documents_are_scoped_and_one_per_document() {
-            if $available() {
-                $crate::store_suite::documents_are_scoped_and_one_per_document(&$open);
-            }
+            $crate::store_suite::documents_are_scoped_and_one_per_document(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn reopen_keeps_data() {
-            if $available() {
-                $crate::store_suite::reopen_keeps_data(&$open);
-            }
+            $crate::store_suite::reopen_keeps_data(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn concurrent_searches_during_writes() {
-            if $available() {
-                $crate::store_suite::concurrent_searches_during_writes(&$open);
-            }
+            $crate::store_suite::concurrent_searches_during_writes(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn exact_match_ranks_first_for_every_query_kind() {
-            if $available() {
-                $crate::store_suite::exact_match_ranks_first_for_every_query_kind(&$open);
-            }
+            $crate::store_suite::exact_match_ranks_first_for_every_query_kind(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn other_dense_dimension_is_a_schema_mismatch() {
-            if $available() {
-                $crate::store_suite::other_dense_dimension_is_a_schema_mismatch(&$open);
-            }
+            $crate::store_suite::other_dense_dimension_is_a_schema_mismatch(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn invalid_input_is_rejected() {
-            if $available() {
-                $crate::store_suite::invalid_input_is_rejected(&$open);
-            }
+            $crate::store_suite::invalid_input_is_rejected(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn random_principals_never_see_outside_their_scope() {
-            if $available() {
-                $crate::store_suite::random_principals_never_see_outside_their_scope(&$open);
-            }
+            $crate::store_suite::random_principals_never_see_outside_their_scope(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn export_then_import_copies_every_point() {
-            if $available() {
-                $crate::store_suite::export_then_import_copies_every_point(&$open);
-            }
+            $crate::store_suite::export_then_import_copies_every_point(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn migration_resumes_and_verifies() {
-            if $available() {
-                $crate::store_suite::migration_resumes_and_verifies(&$open);
-            }
+            $crate::store_suite::migration_resumes_and_verifies(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn readers_never_see_a_partial_or_mixed_version() {
-            if $available() {
-                $crate::store_suite::readers_never_see_a_partial_or_mixed_version(&$open);
-            }
+            $crate::store_suite::readers_never_see_a_partial_or_mixed_version(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn narrowing_readers_is_atomic() {
-            if $available() {
-                $crate::store_suite::narrowing_readers_is_atomic(&$open);
-            }
+            $crate::store_suite::narrowing_readers_is_atomic(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn concurrent_replacements_leave_one_complete_version() {
-            if $available() {
-                $crate::store_suite::concurrent_replacements_leave_one_complete_version(&$open);
-            }
+            $crate::store_suite::concurrent_replacements_leave_one_complete_version(&$open);
         }
+        $(#[$attr])*
         #[test]
         fn interrupted_writes_are_finished_on_open() {
-            if $available() {
-                $crate::store_suite::interrupted_writes_are_finished_on_open(&$open);
-            }
+            $crate::store_suite::interrupted_writes_are_finished_on_open(&$open);
         }
     };
 }
