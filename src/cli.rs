@@ -262,7 +262,11 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             config.storage.qdrant.collection = format!("hikitsugi-eval-{key}");
             let eval_source = format!("eval:{key}");
             let (service, store) = open(config)?;
-            refuse_foreign_documents(store.as_ref(), &eval_source)?;
+            // Without --data-dir the store is the evaluation's own by its name (and so is the
+            // collection, always); a given directory may be anything.
+            if cli.data_dir.is_some() {
+                refuse_foreign_documents(store.as_ref(), &eval_source)?;
+            }
             let summary = ingest_with(&service, store.as_ref(), sources, &eval_source)?;
             if summary.added + summary.updated > 0 || !summary.failed.is_empty() {
                 print_summary(&summary);

@@ -17,8 +17,8 @@ use crate::embed::{EmbedError, Encoders};
 use crate::store::{ChunkRecord, DocumentHead, DocumentMeta, StoreAdmin, StoreError, StoreWrite};
 
 /// Bump when extraction, normalisation, chunking or the sparse encoders change what a document
-/// becomes, so that every document is re-ingested.
-const PIPELINE_VERSION: &str = "2";
+/// becomes, so that every document is re-ingested. (3: documents record their source.)
+const PIPELINE_VERSION: &str = "3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

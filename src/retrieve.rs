@@ -55,6 +55,65 @@ pub fn lexical_query(query: &str) -> String {
     format!("{query} {}", variants.join(" "))
 }
 
+/// A range of document dates (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`, both ends inclusive, compared
+/// by month). Not a scope filter: applied to the best candidates after the search, and a
+/// document without a date is outside every range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl DateRange {
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// Whether a document's date lies in the range.
+    pub fn contains(&self, date: Option<&str>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Some(date) = date else {
+            return false;
+        };
+        let after_start = self
+            .from
+            .as_deref()
+            .is_none_or(|from| month(date, "12") >= month(from, "01"));
+        let before_end = self
+            .to
+            .as_deref()
+            .is_none_or(|to| month(date, "01") <= month(to, "12"));
+        after_start && before_end
+    }
+}
+
+/// `YYYY-MM` of a date; a bare year takes `month_of_year`.
+fn month(date: &str, month_of_year: &str) -> String {
+    match date.get(..7) {
+        Some(month) if date.len() >= 7 => month.to_owned(),
+        _ => format!("{}-{month_of_year}", date.get(..4).unwrap_or(date)),
+    }
+}
+
+/// What narrows a search inside the caller's scope: the store's filters (applied inside the
+/// vector search) and a date range (applied after it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassageFilters {
+    pub store: SearchFilters,
+    pub dates: DateRange,
+}
+
+impl From<SearchFilters> for PassageFilters {
+    fn from(store: SearchFilters) -> Self {
+        Self {
+            store,
+            dates: DateRange::default(),
+        }
+    }
+}
+
 /// What retrieval runs on.
 pub struct Retriever<'a> {
     pub store: &'a dyn StoreRead,
@@ -78,15 +137,21 @@ impl Retriever<'_> {
         scope: &Scope,
         query: &str,
         top_k: usize,
-        filters: SearchFilters,
+        filters: PassageFilters,
     ) -> Result<Vec<ScoredChunk>, RetrieveError> {
         let config = self.config;
         let query = normalize_query(query);
         let vectors = self.encoders.encode_query(&query, &lexical_query(&query))?;
-        let limit = match &self.reranking {
-            Some(reranking) => reranking.candidates.max(top_k),
-            None => top_k,
+        let limit = match (&self.reranking, filters.dates.is_empty()) {
+            // Dates are checked after the search: draw on every candidate.
+            (_, false) => config.prefetch.max(top_k),
+            (Some(reranking), true) => reranking.candidates.max(top_k),
+            (None, true) => top_k,
         };
+        let PassageFilters {
+            store: filters,
+            dates,
+        } = filters;
         let request = HybridQuery {
             dense: (config.dense_weight > 0.0).then_some(vectors.dense),
             bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
@@ -103,10 +168,16 @@ impl Retriever<'_> {
                 bigram_weight: config.bigram_weight,
             },
         };
-        let found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
+        let mut found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
+        if !dates.is_empty() {
+            found.retain(|passage| dates.contains(passage.chunk.document.date.as_deref()));
+        }
         match &self.reranking {
             Some(reranking) => rerank(reranking.reranker, &query, found, top_k),
-            None => Ok(found),
+            None => {
+                found.truncate(top_k);
+                Ok(found)
+            }
         }
     }
 }
@@ -156,6 +227,26 @@ fn drop_out_of_scope(scope: &Scope, found: Vec<ScoredChunk>) -> Vec<ScoredChunk>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_ranges_compare_by_month_and_leave_out_undated_documents() {
+        let range = DateRange {
+            from: Some("2024-04".to_owned()),
+            to: Some("2025-03".to_owned()),
+        };
+        assert!(range.contains(Some("2024-04")));
+        assert!(range.contains(Some("2025-03-31")));
+        assert!(range.contains(Some("2024")), "a year overlapping the range");
+        assert!(!range.contains(Some("2024-03-31")));
+        assert!(!range.contains(Some("2025-04")));
+        assert!(!range.contains(None));
+        assert!(DateRange::default().contains(None));
+        let from_only = DateRange {
+            from: Some("2026".to_owned()),
+            to: None,
+        };
+        assert!(from_only.contains(Some("2026-03")) && !from_only.contains(Some("2025-12")));
+    }
 
     #[test]
     fn era_years_are_added_in_their_other_form() {

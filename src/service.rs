@@ -15,7 +15,7 @@ use crate::embed::{Encoders, Reranker};
 use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
 use crate::index::{IndexError, upload_source, version_of, write_documents};
 use crate::metadata::{Feedback, MetadataError, MetadataStore};
-use crate::retrieve::{Reranking, RetrieveError, Retriever};
+use crate::retrieve::{PassageFilters, Reranking, RetrieveError, Retriever};
 use crate::store::{
     DocumentMeta, ScoredChunk, SearchFilters, StoreAdmin, StoreError, StoreStatus, StoreWrite,
     StoredChunk,
@@ -154,8 +154,19 @@ impl Service {
         scope: Scope,
         query: &str,
         top_k: Option<usize>,
-        filters: SearchFilters,
+        filters: impl Into<PassageFilters>,
     ) -> Result<Searched<Vec<ScoredChunk>>, ServiceError> {
+        let filters = filters.into();
+        let dates = &filters.dates;
+        if let Some(bad) = [&dates.from, &dates.to]
+            .into_iter()
+            .flatten()
+            .find(|date| !is_document_date(date))
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "日付「{bad}」は YYYY、YYYY-MM または YYYY-MM-DD の形で指定してください。"
+            )));
+        }
         let top_k = self.checked_top_k(top_k)?;
         let query = self.checked_query(query, "検索語")?;
         let started = Instant::now();

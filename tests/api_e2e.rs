@@ -846,3 +846,63 @@ async fn feedback_is_kept_for_the_organisations_admins() {
     assert_eq!(entry["rating"], "down");
     assert!(entries.iter().all(|entry| entry["org"] == "pref-wakayama"));
 }
+
+/// Search narrowed by document date; undated documents fall outside any range; a malformed
+/// date is a 400.
+#[tokio::test]
+async fn search_filters_by_document_date() {
+    let dated = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": "DX推進", "top_k": 10, "filters": { "date_from": "2024-01", "date_to": "2024-12" } }),
+    )
+    .await;
+    assert_eq!(dated.status, StatusCode::OK, "{}", dated.body);
+    // 002 (2024-04) is the only document of 兵庫県's scope dated in 2024.
+    assert_eq!(doc_ids(&dated.body["passages"]), set(&[DOC_002]));
+    let later = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": "DX推進", "top_k": 10, "filters": { "date_from": "2026" } }),
+    )
+    .await;
+    assert_eq!(doc_ids(&later.body["passages"]), set(&[DOC_001]));
+    let malformed = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": "DX推進", "filters": { "date_from": "令和6年" } }),
+    )
+    .await;
+    assert_error(&malformed, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+/// The passages of a document the caller cannot read: the same 404 as for one that does not
+/// exist.
+#[tokio::test]
+async fn passages_of_an_unreadable_document_look_like_a_missing_one() {
+    let unreadable = get(
+        &format!("/v1/passages?doc_id={DOC_003}&around=3"),
+        Some(HYOGO_KEY),
+    )
+    .await;
+    let missing = get("/v1/passages?doc_id=no-such-document.txt", Some(HYOGO_KEY)).await;
+    assert_error(&unreadable, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(unreadable.body, missing.body);
+    let readable = get(
+        &format!("/v1/passages?doc_id={DOC_003}&around=3&radius=1"),
+        Some(WAKAYAMA_KEY),
+    )
+    .await;
+    assert_eq!(readable.status, StatusCode::OK, "{}", readable.body);
+    let ordinals: Vec<u64> = readable.body["passages"]
+        .as_array()
+        .expect("passages")
+        .iter()
+        .map(|p| p["ordinal"].as_u64().expect("an ordinal"))
+        .collect();
+    assert_eq!(ordinals, vec![2, 3, 4]);
+    assert_eq!(
+        readable.body["document"]["readers"],
+        json!(["pref-wakayama"])
+    );
+}

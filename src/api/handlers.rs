@@ -45,7 +45,8 @@ pub async fn search(
     caller: Caller,
     ApiJson(request): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let filters = request.filters.map(Into::into).unwrap_or_default();
+    let filters: crate::retrieve::PassageFilters =
+        request.filters.map(Into::into).unwrap_or_default();
     let searched = state
         .service
         .search(

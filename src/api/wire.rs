@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::answer::{Answer, AnswerMode, supporting_sentences};
 use crate::config::Config;
 use crate::generate::{Action, CheckedSentence, Verdict, Verification};
+use crate::retrieve::{DateRange, PassageFilters};
 use crate::service::{Searched, UploadMetadata};
 use crate::store::{DocumentMeta, ScoredChunk, SearchFilters, StoredChunk};
 
@@ -58,14 +59,25 @@ pub struct Filters {
     pub kind: Option<String>,
     /// One document.
     pub doc_id: Option<String>,
+    /// Documents dated from (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; by month, inclusive).
+    pub date_from: Option<String>,
+    /// Documents dated until (same forms; by month, inclusive). Undated documents are left out
+    /// when either bound is given.
+    pub date_to: Option<String>,
 }
 
-impl From<Filters> for SearchFilters {
+impl From<Filters> for PassageFilters {
     fn from(filters: Filters) -> Self {
         Self {
-            owner: filters.owner,
-            kind: filters.kind,
-            doc_id: filters.doc_id,
+            store: SearchFilters {
+                owner: filters.owner,
+                kind: filters.kind,
+                doc_id: filters.doc_id,
+            },
+            dates: DateRange {
+                from: filters.date_from,
+                to: filters.date_to,
+            },
         }
     }
 }
