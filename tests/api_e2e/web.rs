@@ -5,6 +5,7 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`; `.ci/run` installs them): without them the test fails and says so.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +29,11 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // ChromeDriver and the browser it started share a process group of their own: end them
+        // together, so that no browser outlives the test (even one that failed).
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -52,6 +58,7 @@ async fn browser(width: u32, height: u32) -> Browser {
     let port = free_port();
     let driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
