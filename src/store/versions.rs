@@ -243,6 +243,27 @@ pub(super) fn keep_live(
         .collect()
 }
 
+/// Every live version the heads name has all its chunks among `counts` (chunks per
+/// (doc_id, version)): the check before heads copied from another store are imported.
+pub(super) fn check_heads_complete(
+    heads: &[DocumentHead],
+    counts: &BTreeMap<(String, String), u64>,
+) -> Result<()> {
+    for live in heads.iter().filter_map(|head| head.live.as_ref()) {
+        let stored = counts
+            .get(&(live.doc_id.clone(), live.version.clone()))
+            .copied()
+            .unwrap_or(0);
+        if stored != u64::from(live.chunk_count) {
+            return Err(super::points::invalid(format!(
+                "{} ({}): {} chunks stored, the head names {}",
+                live.doc_id, live.version, stored, live.chunk_count
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Heads for a store written before heads existed: the newest version of each document is
 /// live, the others retired.
 pub(super) fn heads_from_first_chunks(first_chunks: Vec<DocumentMeta>) -> Vec<DocumentHead> {

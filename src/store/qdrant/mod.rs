@@ -822,21 +822,7 @@ impl StoreAdmin for QdrantStore {
     }
 
     fn import_heads(&self, heads: &[DocumentHead]) -> Result<()> {
-        let counts = self.chunk_counts()?;
-        for head in heads {
-            if let Some(live) = &head.live {
-                let stored = counts
-                    .get(&(live.doc_id.clone(), live.version.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                if stored != u64::from(live.chunk_count) {
-                    return Err(invalid(format!(
-                        "{} ({}): {} chunks stored, the head names {}",
-                        live.doc_id, live.version, stored, live.chunk_count
-                    )));
-                }
-            }
-        }
+        versions::check_heads_complete(heads, &self.chunk_counts()?)?;
         self.write_heads(heads)
     }
 }
