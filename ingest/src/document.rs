@@ -4,10 +4,14 @@ use serde::Serialize;
 
 use crate::chunk::{Chunk, ChunkOptions, chunk_text, first_heading};
 use crate::decode::decode_text;
+use crate::docx::extract_docx;
 use crate::error::IngestError;
+use crate::html::extract_html;
 use crate::manifest::DocumentMetadata;
 use crate::normalize::normalize_pages;
 use crate::pdf::extract_pdf;
+use crate::pptx::extract_pptx;
+use crate::xlsx::extract_xlsx;
 
 /// The file types the loaders read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,10 +20,15 @@ pub enum Format {
     Text,
     Markdown,
     Pdf,
+    Docx,
+    Xlsx,
+    Pptx,
+    Html,
 }
 
 /// Named in the error for any other file type.
-pub const SUPPORTED_FORMATS: &str = ".txt, .text, .md, .markdown, .pdf";
+pub const SUPPORTED_FORMATS: &str =
+    ".txt, .text, .md, .markdown, .pdf, .docx, .xlsx, .pptx, .html, .htm";
 
 impl Format {
     /// The format of a file, from its extension.
@@ -32,6 +41,10 @@ impl Format {
             "txt" | "text" => Ok(Format::Text),
             "md" | "markdown" => Ok(Format::Markdown),
             "pdf" => Ok(Format::Pdf),
+            "docx" => Ok(Format::Docx),
+            "xlsx" => Ok(Format::Xlsx),
+            "pptx" => Ok(Format::Pptx),
+            "html" | "htm" => Ok(Format::Html),
             _ => Err(IngestError::UnsupportedFormat {
                 path: path.to_owned(),
                 extension,
@@ -39,6 +52,44 @@ impl Format {
             }),
         }
     }
+
+    /// Whether a chunk's page numbers locate it: PDF pages, PowerPoint slides, and the form-feed
+    /// pages of text files. A Word document, a workbook or a web page has one page; a chunk is
+    /// located by its heading path (and, in a workbook, the row numbers in its text).
+    pub fn has_pages(self) -> bool {
+        matches!(
+            self,
+            Format::Text | Format::Markdown | Format::Pdf | Format::Pptx
+        )
+    }
+
+    /// Whether the extracted text marks headings with Markdown `#`s (the office and HTML loaders
+    /// write them from the file's structure), rather than by the numbering conventions of plain
+    /// text.
+    pub fn has_markdown_headings(self) -> bool {
+        !matches!(self, Format::Text | Format::Pdf)
+    }
+
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Markdown => "Markdown",
+            Format::Pdf => "PDF",
+            Format::Docx => "DOCX",
+            Format::Xlsx => "XLSX",
+            Format::Pptx => "PPTX",
+            Format::Html => "HTML",
+        }
+    }
+}
+
+/// How files are read, beyond their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Read the hidden worksheets of workbooks too (by default they are skipped: hidden
+    /// sheets usually hold lookup tables and working data, not content).
+    pub include_hidden_sheets: bool,
 }
 
 /// A page that gave no usable text, and why.
@@ -80,6 +131,21 @@ pub fn extract(path: &str, bytes: &[u8]) -> Result<Extraction, IngestError> {
 
 /// Like [`extract`], with the format given rather than taken from the path.
 pub fn extract_as(path: &str, format: Format, bytes: &[u8]) -> Result<Extraction, IngestError> {
+    extract_with(path, format, bytes, &LoadOptions::default())
+}
+
+/// Like [`extract_as`], with loader options.
+pub fn extract_with(
+    path: &str,
+    format: Format,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<Extraction, IngestError> {
+    let office_error = |source| IngestError::Office {
+        path: path.to_owned(),
+        format: format.name(),
+        source,
+    };
     let (raw_pages, unreadable_pages) = match format {
         Format::Text | Format::Markdown => {
             let text = decode_text(bytes).map_err(|failure| IngestError::UndecodableText {
@@ -110,10 +176,23 @@ pub fn extract_as(path: &str, format: Format, bytes: &[u8]) -> Result<Extraction
                 unreadable,
             )
         }
+        Format::Docx => (vec![extract_docx(bytes).map_err(office_error)?], Vec::new()),
+        Format::Xlsx => (
+            vec![extract_xlsx(bytes, options.include_hidden_sheets).map_err(office_error)?],
+            Vec::new(),
+        ),
+        Format::Pptx => (extract_pptx(bytes).map_err(office_error)?, Vec::new()),
+        Format::Html => (
+            vec![extract_html(bytes).map_err(|source| IngestError::Html {
+                path: path.to_owned(),
+                source,
+            })?],
+            Vec::new(),
+        ),
     };
     Ok(Extraction {
         format,
-        pages: normalize_pages(&raw_pages, format == Format::Markdown),
+        pages: normalize_pages(&raw_pages, format.has_markdown_headings()),
         unreadable_pages,
     })
 }
@@ -143,6 +222,19 @@ pub fn parse_document(
     parse_document_as(id, Format::from_path(id)?, bytes, metadata, options)
 }
 
+/// Like [`parse_document_as`], with loader options.
+pub fn parse_document_with(
+    id: &str,
+    format: Format,
+    bytes: &[u8],
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+    load_options: &LoadOptions,
+) -> Result<ParsedDocument, IngestError> {
+    let extraction = extract_with(id, format, bytes, load_options)?;
+    parsed_document(id, extraction, metadata, options)
+}
+
 /// Like [`parse_document`], with the format given rather than taken from the id.
 pub fn parse_document_as(
     id: &str,
@@ -151,14 +243,29 @@ pub fn parse_document_as(
     metadata: DocumentMetadata,
     options: &ChunkOptions,
 ) -> Result<ParsedDocument, IngestError> {
-    let extraction = extract_as(id, format, bytes)?;
+    parse_document_with(
+        id,
+        format,
+        bytes,
+        metadata,
+        options,
+        &LoadOptions::default(),
+    )
+}
+
+fn parsed_document(
+    id: &str,
+    extraction: Extraction,
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+) -> Result<ParsedDocument, IngestError> {
     if !extraction.has_text() {
         return Err(IngestError::NoReadableText {
             path: id.to_owned(),
             pages: extraction.pages.len() as u32,
         });
     }
-    let markdown = extraction.format == Format::Markdown;
+    let markdown = extraction.format.has_markdown_headings();
     let text = extraction.text();
     let chunks = chunk_text(&text, markdown, options)?;
     let title = metadata

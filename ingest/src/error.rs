@@ -1,3 +1,5 @@
+use crate::html::HtmlError;
+use crate::ooxml::OfficeError;
 use crate::pdf::PdfError;
 
 /// Why a file could not be turned into a document.
@@ -15,6 +17,15 @@ pub enum IngestError {
     UndecodableText { path: String, reason: &'static str },
     #[error("{path} could not be read as PDF: {source}")]
     Pdf { path: String, source: PdfError },
+    #[error("{path} could not be read as {format}: {source}")]
+    Office {
+        path: String,
+        /// "DOCX", "XLSX" or "PPTX".
+        format: &'static str,
+        source: OfficeError,
+    },
+    #[error("{path} could not be read as HTML: {source}")]
+    Html { path: String, source: HtmlError },
     #[error(
         "{path} has no readable text on any of its {pages} page(s); scanned documents need OCR first"
     )]

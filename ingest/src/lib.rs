@@ -3,19 +3,26 @@
 //! Pure: no I/O to stores, no embeddings, no async runtime, so that it can be tested, fuzzed and
 //! benchmarked on its own.
 
+mod blocks;
 mod chunk;
 mod decode;
 mod document;
+pub mod docx;
 mod error;
+pub mod html;
 mod manifest;
 mod normalize;
+pub mod ooxml;
 pub mod pdf;
+pub mod pptx;
 mod structure;
+pub mod xlsx;
 
 pub use chunk::{Chunk, ChunkOptions, chunk_text, indexing_text};
 pub use document::{
-    Extraction, Format, PAGE_SEPARATOR, ParsedDocument, SUPPORTED_FORMATS, UnreadablePage, extract,
-    extract_as, parse_document, parse_document_as,
+    Extraction, Format, LoadOptions, PAGE_SEPARATOR, ParsedDocument, SUPPORTED_FORMATS,
+    UnreadablePage, extract, extract_as, extract_with, parse_document, parse_document_as,
+    parse_document_with,
 };
 pub use error::{IngestError, ManifestError};
 pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest, is_valid_id};

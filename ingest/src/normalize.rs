@@ -69,7 +69,7 @@ fn clean_line(line: &str) -> String {
                 let previous = collapsed.chars().next_back();
                 let artifact =
                     previous.is_some_and(|previous| space_is_extraction_artifact(previous, ch));
-                if !artifact || is_section_number(&collapsed) {
+                if !artifact || is_section_number(collapsed.trim_start_matches(['#', ' '])) {
                     collapsed.push(' ');
                 }
                 pending_space = false;
@@ -80,7 +80,8 @@ fn clean_line(line: &str) -> String {
     collapsed
 }
 
-/// One or two ASCII digits: what precedes the space of a "number space title" heading.
+/// One or two ASCII digits: what precedes the space of a "number space title" heading (after the
+/// `#`s of a Markdown heading).
 fn is_section_number(text: &str) -> bool {
     (1..=2).contains(&text.len()) && text.bytes().all(|byte| byte.is_ascii_digit())
 }

@@ -215,11 +215,14 @@ fn shift_jis_and_euc_jp_files_read_the_same_as_utf8() {
 
 #[test]
 fn unsupported_types_name_the_supported_ones() {
-    let error = extract("minutes.docx", b"PK\x03\x04")
+    let error = extract("minutes.doc", b"\xD0\xCF\x11\xE0")
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains(".txt") && error.contains(".md") && error.contains(".pdf"),
+        error.contains(".txt")
+            && error.contains(".md")
+            && error.contains(".pdf")
+            && error.contains(".docx"),
         "{error}"
     );
 }
