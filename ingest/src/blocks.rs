@@ -12,6 +12,21 @@ const MAX_HEADING_LEVEL: usize = 6;
 /// The longest cell text a header row may have: longer first-row cells are data.
 const MAX_HEADER_CELL_CHARS: usize = 40;
 
+/// Most grid cells a table's column spans may add (a header cell names every column it spans):
+/// a hostile file of cells each spanning many columns must not make millions of copies.
+pub const MAX_SPANNED_CELLS: usize = 100_000;
+
+/// How many grid columns each cell of a table fills, from the spans the file gives, within
+/// [`MAX_SPANNED_CELLS`] for the whole table.
+pub fn span_budget() -> impl FnMut(usize) -> usize {
+    let mut added = 0usize;
+    move |span: usize| {
+        let extra = span.saturating_sub(1).min(MAX_SPANNED_CELLS - added);
+        added += extra;
+        extra + 1
+    }
+}
+
 /// Separates the cells of a table row.
 pub const CELL_SEPARATOR: &str = " / ";
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use quick_xml::events::BytesStart;
 
-use crate::blocks::Blocks;
+use crate::blocks::{Blocks, span_budget, table_rows};
 use crate::normalize::normalize_chars;
 use crate::ooxml::{OfficeError, Package, XmlEvent, attribute, is_on, local_name, walk_xml};
 
@@ -498,6 +498,7 @@ impl Table {
     /// every row reads alone.
     fn grid(&self) -> Vec<Vec<String>> {
         let mut grid: Vec<Vec<String>> = Vec::with_capacity(self.rows.len());
+        let mut spans = span_budget();
         for (row_index, row) in self.rows.iter().enumerate() {
             let mut cells: Vec<String> = Vec::new();
             for cell in row {
@@ -510,8 +511,7 @@ impl Table {
                 } else {
                     cell.text.trim().to_owned()
                 };
-                let span = cell.span.clamp(1, 64);
-                for offset in 0..span {
+                for offset in 0..spans(cell.span) {
                     let repeated = offset == 0 || row_index == 0;
                     cells.push(if repeated {
                         text.clone()
@@ -768,7 +768,7 @@ impl BodyReader<'_> {
 
     fn finish_table(&mut self, table: Table) {
         let grid = table.grid();
-        let rows = crate::blocks::table_rows(&grid, table.header_declared);
+        let rows = table_rows(&grid, table.header_declared);
         if let Some(cell) = self.open_cell() {
             for row in rows {
                 if !cell.text.is_empty() {

@@ -11,7 +11,7 @@ use ego_tree::iter::Edge;
 use encoding_rs::{Encoding, UTF_8};
 use scraper::{Html, Node};
 
-use crate::blocks::{Blocks, table_rows};
+use crate::blocks::{Blocks, span_budget, table_rows};
 use crate::decode::decode_text;
 use crate::normalize::is_japanese;
 
@@ -20,9 +20,6 @@ pub const MAX_HTML_BYTES: usize = 16 * 1024 * 1024;
 
 /// How far into the file a `<meta charset>` is looked for.
 const CHARSET_PRESCAN_BYTES: usize = 4096;
-
-/// Widest `colspan` honoured.
-const MAX_COLSPAN: usize = 64;
 
 /// Why an HTML file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +129,7 @@ impl Table {
                 .rows
                 .first()
                 .is_some_and(|row| !row.is_empty() && row.iter().all(|cell| cell.is_header));
+        let mut spans = span_budget();
         let grid: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -140,7 +138,7 @@ impl Table {
                 let mut cells = Vec::new();
                 for cell in row {
                     let text = clean_text(&cell.text);
-                    for offset in 0..cell.span.clamp(1, MAX_COLSPAN) {
+                    for offset in 0..spans(cell.span) {
                         // A header cell names every column it spans.
                         let repeat = offset == 0 || index == 0;
                         cells.push(if repeat { text.clone() } else { String::new() });
@@ -492,6 +490,24 @@ mod tests {
         let mut page = b"<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\"></head><body>".to_vec();
         page.extend_from_slice(&body);
         assert_eq!(extract_html(&page).unwrap(), "伴走支援の体制");
+    }
+
+    #[test]
+    fn keeps_an_article_header_and_drops_hidden_elements() {
+        let page = "<title>DX推進ポータル</title><header>サイト名</header><article><header><h1>実施計画</h1></header><p hidden>非表示</p><ol start=\"3\"><li>体制</li><li>予算</li></ol></article>";
+        assert_eq!(
+            extract_html(page.as_bytes()).unwrap(),
+            "# DX推進ポータル\n\n# 実施計画\n\n3. 体制\n\n4. 予算"
+        );
+    }
+
+    #[test]
+    fn a_header_cell_names_every_column_it_spans() {
+        let page = "<table><tr><th>区分</th><th colspan=2>金額</th></tr><tr><td>人件費</td><td>100</td><td>120</td></tr></table>";
+        assert_eq!(
+            extract_html(page.as_bytes()).unwrap(),
+            "区分: 人件費 / 金額: 100 / 金額: 120"
+        );
     }
 
     #[test]

@@ -301,3 +301,23 @@ fn slide_text(number: usize, mut shapes: Vec<Shape>, notes: Vec<Shape>) -> Strin
     }
     blocks.into_text()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slide_without_a_title_is_headed_by_its_number_and_drops_furniture() {
+        let slide = r#"<p:sld><p:cSld><p:spTree>
+<p:sp><p:nvSpPr><p:nvPr/></p:nvSpPr><p:spPr><a:xfrm><a:off x="5000" y="900"/></a:xfrm></p:spPr><p:txBody><a:p><a:r><a:t>右下</a:t></a:r></a:p></p:txBody></p:sp>
+<p:sp><p:nvSpPr><p:nvPr/></p:nvSpPr><p:spPr><a:xfrm><a:off x="100" y="900"/></a:xfrm></p:spPr><p:txBody><a:p><a:r><a:t>左下</a:t></a:r></a:p></p:txBody></p:sp>
+<p:sp><p:nvSpPr><p:nvPr><p:ph type="sldNum"/></p:nvPr></p:nvSpPr><p:txBody><a:p><a:fld><a:t>7</a:t></a:fld></a:p></p:txBody></p:sp>
+<p:sp><p:nvSpPr><p:nvPr><p:ph idx="1"/></p:nvPr></p:nvSpPr><p:txBody><a:p><a:r><a:t>本文</a:t></a:r><a:br/><a:r><a:t>二行目</a:t></a:r></a:p></p:txBody></p:sp>
+</p:spTree></p:cSld></p:sld>"#;
+        let shapes = read_shapes("slide7.xml", slide).unwrap();
+        assert_eq!(
+            slide_text(7, shapes, Vec::new()),
+            "# スライド 7\n\n本文\n二行目\n\n左下\n\n右下"
+        );
+    }
+}

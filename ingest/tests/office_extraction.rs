@@ -545,3 +545,52 @@ fn regression_inputs_never_panic() {
         let _ = extract(&name, &bytes);
     }
 }
+
+/// What the producers above do not write: paragraph outline levels, a style known only by its
+/// name through `basedOn`, numbering formats, merged table cells, a header row marked as such,
+/// deleted revisions, field codes and text boxes.
+#[test]
+fn word_details_from_hand_written_parts() {
+    let relationships = br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>
+<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/numbering" Target="numbering.xml"/>
+</Relationships>"#;
+    let styles = r#"<w:styles xmlns:w="w">
+<w:style w:type="paragraph" w:styleId="1"><w:name w:val="見出し 1"/></w:style>
+<w:style w:type="paragraph" w:styleId="a5"><w:name w:val="章見出し"/><w:basedOn w:val="1"/></w:style>
+</w:styles>"#;
+    let numbering = r#"<w:numbering xmlns:w="w">
+<w:abstractNum w:abstractNumId="0">
+ <w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="(%1)"/></w:lvl>
+ <w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimalEnclosedCircle"/><w:lvlText w:val="%2"/></w:lvl>
+</w:abstractNum>
+<w:num w:numId="3"><w:abstractNumId w:val="0"/></w:num>
+</w:numbering>"#;
+    let document = r#"<w:document xmlns:w="w"><w:body>
+<w:p><w:pPr><w:pStyle w:val="a5"/></w:pPr><w:r><w:t>第1章 総則</w:t></w:r></w:p>
+<w:p><w:pPr><w:outlineLvl w:val="1"/></w:pPr><w:r><w:t>目的</w:t></w:r></w:p>
+<w:p><w:r><w:t xml:space="preserve">本計画は</w:t></w:r><w:del><w:r><w:delText>削除された</w:delText></w:r></w:del><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>PAGE</w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>地域DX</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r><w:r><w:t>の方針を定める。</w:t></w:r></w:p>
+<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="3"/></w:numPr></w:pPr><w:r><w:t>体制</w:t></w:r></w:p>
+<w:p><w:pPr><w:numPr><w:ilvl w:val="1"/><w:numId w:val="3"/></w:numPr></w:pPr><w:r><w:t>県の役割</w:t></w:r></w:p>
+<w:p><w:pPr><w:numPr><w:ilvl w:val="1"/><w:numId w:val="3"/></w:numPr></w:pPr><w:r><w:t>市町の役割</w:t></w:r></w:p>
+<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="3"/></w:numPr></w:pPr><w:r><w:t>予算</w:t></w:r></w:p>
+<w:tbl>
+ <w:tr><w:trPr><w:tblHeader/></w:trPr><w:tc><w:p><w:r><w:t>区分</w:t></w:r></w:p></w:tc><w:tc><w:tcPr><w:gridSpan w:val="2"/></w:tcPr><w:p><w:r><w:t>金額</w:t></w:r></w:p></w:tc></w:tr>
+ <w:tr><w:tc><w:tcPr><w:vMerge w:val="restart"/></w:tcPr><w:p><w:r><w:t>人件費</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>100</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>120</w:t></w:r></w:p></w:tc></w:tr>
+ <w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc><w:tc><w:p><w:r><w:t>200</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>220</w:t></w:r></w:p></w:tc></w:tr>
+</w:tbl>
+<w:p><w:r><w:t>本文</w:t></w:r><w:r><w:drawing><wps:txbx xmlns:wps="wps"><w:txbxContent><w:p><w:r><w:t>図の説明</w:t></w:r></w:p></w:txbxContent></wps:txbx></w:drawing></w:r></w:p>
+<w:sectPr><w:headerReference w:type="default" r:id="rId9" xmlns:r="r"/></w:sectPr>
+</w:body></w:document>"#;
+    let bytes = zip_of(&[
+        ("word/_rels/document.xml.rels", relationships),
+        ("word/styles.xml", styles.as_bytes()),
+        ("word/numbering.xml", numbering.as_bytes()),
+        ("word/document.xml", document.as_bytes()),
+    ]);
+    let text = extract("plan.docx", &bytes).expect("docx").text();
+    assert_eq!(
+        text,
+        "# 第1章 総則\n\n## 目的\n\n本計画は地域DXの方針を定める。\n\n(1) 体制\n\n① 県の役割\n\n② 市町の役割\n\n(2) 予算\n\n区分: 人件費 / 金額: 100 / 金額: 120\n\n区分: 人件費 / 金額: 200 / 金額: 220\n\n図の説明\n\n本文"
+    );
+}
