@@ -1,4 +1,5 @@
-//! Prints PDF extraction speed (pages/s) and chunking speed (MB/s) on the corpus.
+//! Prints PDF extraction speed (pages/s) and chunking speed (MB/s) on the corpus, and the
+//! extraction speed of the office and HTML fixtures (files/s, MB/s, pages/s for slides).
 //!
 //! `cargo bench -p hikitsugi-ingest` (no criterion: these are figures for a note, read off one
 //! run on a quiet machine; the machine here is shared and noisy).
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hikitsugi_ingest::pdf::extract_pdf;
-use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, parse_document};
+use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, extract, parse_document};
 
 const ROUNDS: usize = 5;
 
@@ -75,4 +76,33 @@ fn main() {
         (bytes * ROUNDS) as f64 / 1e6,
         (bytes * ROUNDS) as f64 / 1e6 / seconds
     );
+
+    let office = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/office");
+    for extension in ["docx", "xlsx", "pptx", "html"] {
+        let files: Vec<(String, Vec<u8>)> = files_in(&office, extension)
+            .iter()
+            .map(|path| {
+                (
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(path).unwrap(),
+                )
+            })
+            .collect();
+        let bytes: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
+        let started = Instant::now();
+        let mut pages = 0;
+        for _ in 0..ROUNDS {
+            for (name, bytes) in &files {
+                pages += extract(name, bytes).expect("fixture reads").pages.len();
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let count = (files.len() * ROUNDS) as f64;
+        println!(
+            "{extension} extraction: {count} files, {pages} pages in {seconds:.3} s = {:.0} files/s, {:.0} pages/s, {:.2} MB/s",
+            count / seconds,
+            pages as f64 / seconds,
+            (bytes * ROUNDS) as f64 / 1e6 / seconds
+        );
+    }
 }
