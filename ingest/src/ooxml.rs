@@ -120,6 +120,13 @@ impl<'bytes> Package<'bytes> {
         Ok(())
     }
 
+    pub fn part_names(&self) -> Vec<String> {
+        self.archive
+            .file_names()
+            .filter_map(|name| name.ok().map(|name| name.into_owned()))
+            .collect()
+    }
+
     fn remaining_for_part(&self) -> u64 {
         MAX_PART_BYTES.min(MAX_PACKAGE_BYTES.saturating_sub(self.unpacked_bytes))
     }

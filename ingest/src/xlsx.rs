@@ -10,11 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 
 use calamine::{DataRef, Reader, SheetType, SheetVisible, Xlsx};
 
 use crate::blocks::{Blocks, CELL_SEPARATOR, is_header_row, labelled_row, one_line};
-use crate::ooxml::{OfficeError, Package};
+use crate::ooxml::{OfficeError, Package, XmlEvent, attribute, local_name, walk_xml};
 
 /// Most worksheets read from one file.
 pub const MAX_SHEETS: usize = 500;
@@ -28,7 +29,84 @@ type SheetCells = BTreeMap<u32, BTreeMap<u32, String>>;
 pub fn extract_xlsx(bytes: &[u8], include_hidden_sheets: bool) -> Result<String, OfficeError> {
     // calamine unpacks parts itself; unpacking every part once first, within the limits, keeps
     // a ZIP bomb from reaching it.
-    Package::open(bytes)?.check_all_parts()?;
+    let mut package = Package::open(bytes)?;
+    package.check_all_parts()?;
+    check_cell_references(&mut package)?;
+    // A backstop for any other panic inside calamine; nothing built before it is kept.
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        read_workbook(bytes, include_hidden_sheets)
+    }))
+    .unwrap_or_else(|_| {
+        Err(OfficeError::Workbook {
+            reason: "a cell reference or other part is malformed".to_owned(),
+        })
+    })
+}
+
+/// Most column letters (XFD) and row digits (1048576) of an Excel cell reference.
+const MAX_COLUMN_LETTERS: usize = 3;
+const MAX_ROW_DIGITS: usize = 7;
+
+/// calamine 0.38 overflows on cell references with too many letters or digits and on ranges
+/// that end before they start (found by fuzzing: a panic where overflow checks are on); such
+/// references are refused before calamine reads them.
+fn check_cell_references(package: &mut Package<'_>) -> Result<(), OfficeError> {
+    let xml_parts = package
+        .part_names()
+        .into_iter()
+        .filter(|name| name.starts_with("xl/") && name.ends_with(".xml"));
+    for part in xml_parts {
+        let Some(xml) = package.part(&part)? else {
+            continue;
+        };
+        walk_xml(&part, &xml, |event| {
+            let XmlEvent::Start(element) = event else {
+                return Ok(());
+            };
+            let (reference, is_range) = match local_name(element) {
+                "c" | "row" => (attribute(element, "r"), false),
+                "dimension" | "mergeCell" => (attribute(element, "ref"), true),
+                _ => return Ok(()),
+            };
+            match reference {
+                Some(reference) if !is_valid_reference(&reference, is_range) => {
+                    Err(OfficeError::Workbook {
+                        reason: format!("cell reference {reference:?} in {part} is out of range"),
+                    })
+                }
+                _ => Ok(()),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// `B12`, `12` (a row), or `A1:C9` with the end not before the start.
+fn is_valid_reference(reference: &str, is_range: bool) -> bool {
+    let cell = |cell: &str| {
+        let letters = cell.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let digits = &cell[letters..];
+        let fits = letters <= MAX_COLUMN_LETTERS
+            && digits.len() <= MAX_ROW_DIGITS
+            && digits.bytes().all(|byte| byte.is_ascii_digit());
+        fits.then(|| {
+            let column = cell[..letters].bytes().fold(0u32, |column, letter| {
+                column * 26 + u32::from(letter.to_ascii_uppercase() - b'A') + 1
+            });
+            (digits.parse::<u32>().unwrap_or(0), column)
+        })
+    };
+    let mut parts = reference.split(':');
+    match (parts.next().map(cell), parts.next().map(cell), parts.next()) {
+        (Some(Some(_)), None, None) => true,
+        (Some(Some(start)), Some(Some(end)), None) => {
+            is_range && end.0 >= start.0 && end.1 >= start.1
+        }
+        _ => false,
+    }
+}
+
+fn read_workbook(bytes: &[u8], include_hidden_sheets: bool) -> Result<String, OfficeError> {
     let workbook_error = |error: calamine::XlsxError| OfficeError::Workbook {
         reason: error.to_string(),
     };
@@ -201,6 +279,17 @@ fn write_rows(blocks: &mut Blocks, cells: &SheetCells) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_calamine_cannot_read_are_refused() {
+        assert!(is_valid_reference("XFD1048576", false));
+        assert!(is_valid_reference("A1:C9", true));
+        assert!(is_valid_reference("12", false));
+        assert!(!is_valid_reference("openxmlformats1", false));
+        assert!(!is_valid_reference("A12345678901", false));
+        assert!(!is_valid_reference("C9:A1", true));
+        assert!(!is_valid_reference("A1:B2", false));
+    }
 
     #[test]
     fn numbers_read_as_excel_shows_them() {
