@@ -12,7 +12,7 @@ mod error;
 pub mod html;
 mod manifest;
 mod normalize;
-pub mod ooxml;
+mod ooxml;
 pub mod pdf;
 pub mod pptx;
 mod structure;
@@ -27,6 +27,7 @@ pub use document::{
 pub use error::{IngestError, ManifestError};
 pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest, is_valid_id};
 pub use normalize::normalize_chars;
+pub use ooxml::OfficeError;
 
 /// The reader token that makes a document readable by everyone.
 pub const PUBLIC_READER: &str = "public";

@@ -4,10 +4,9 @@
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use hikitsugi_ingest::ooxml::OfficeError;
 use hikitsugi_ingest::{
-    ChunkOptions, DocumentMetadata, Format, IngestError, LoadOptions, ParsedDocument, extract,
-    extract_with, parse_document,
+    ChunkOptions, DocumentMetadata, Format, IngestError, LoadOptions, OfficeError, ParsedDocument,
+    extract, extract_with, parse_document,
 };
 
 mod fidelity;
