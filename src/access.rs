@@ -51,6 +51,35 @@ impl Principal {
     }
 }
 
+/// Who acts behind a principal: the user id of feedback and rate limits, and what the audit
+/// trail will name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// An API key, by its label.
+    Key { label: String },
+    /// A user named by a trusted issuer's token: the issuer's configured id and the token's
+    /// user claim.
+    User { issuer: String, subject: String },
+}
+
+impl Actor {
+    /// The key's label, or `<issuer>:<subject>`.
+    pub fn user_id(&self) -> String {
+        match self {
+            Self::Key { label } => label.clone(),
+            Self::User { issuer, subject } => format!("{issuer}:{subject}"),
+        }
+    }
+
+    /// The configured id of the issuer that vouched for this user; `None` for an API key.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Self::Key { .. } => None,
+            Self::User { issuer, .. } => Some(issuer),
+        }
+    }
+}
+
 /// The operator of a local installation (CLI `ingest`, `eval`): reads everything.
 /// Never reachable from the HTTP API.
 #[derive(Debug, Clone, Copy)]

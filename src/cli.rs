@@ -9,15 +9,18 @@ use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Manifest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::{Principal, Role, hash_key};
+use crate::compare::GroupBy;
 use crate::config::{Config, StorageBackend};
-use crate::eval::{Context as EvalContext, Question, evaluate, read_jsonl};
+use crate::eval::{
+    CompareQuestion, Context as EvalContext, Question, evaluate, evaluate_compare, read_jsonl,
+};
 use crate::index::{
     Corpus, IngestPlan, IngestSummary, Source, SourceBytes, dir_sources, ingest_dir,
     ingest_sources, load_manifest, parse_source,
 };
 use crate::migrate::StoreLocation;
-use crate::service::Service;
-use crate::store::{EdgeStore, QdrantOptions, QdrantStore, StoreAdmin};
+use crate::service::{CompareRequest, Service};
+use crate::store::{EdgeStore, QdrantOptions, QdrantStore, SearchFilters, StoreAdmin};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,6 +76,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a question once per group (owning organisation, document, or top-level section
+    /// of the documents filtered), as a member of an organisation; `--json` prints what
+    /// `POST /v1/compare` returns.
+    Compare {
+        question: String,
+        #[arg(long)]
+        org: String,
+        /// owner, document or section.
+        #[arg(long, default_value = "owner")]
+        group_by: GroupBy,
+        /// Only these groups (keys, comma-separated), in this order.
+        #[arg(long, value_delimiter = ',')]
+        groups: Option<Vec<String>>,
+        /// Only this document (e.g. to compare its sections).
+        #[arg(long)]
+        doc: Option<String>,
+        /// Only documents of this owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only documents of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        per_group: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Passages of readable documents most like a draft (a file, or `-` for standard input),
+    /// as a member of an organisation; `--json` prints what `POST /v1/similar` returns.
+    Similar {
+        file: PathBuf,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Leave out the organisation's own documents.
+        #[arg(long)]
+        exclude_own: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval and answers on a question set.
     Eval {
         #[arg(long)]
@@ -85,9 +129,13 @@ enum Command {
         corpus: Option<PathBuf>,
         #[arg(long)]
         contexts: Option<PathBuf>,
+        /// The questions are comparisons (`tests/compare/README.md`): report whether each
+        /// group's answer comes from the group and whether empty groups say so.
+        #[arg(long)]
+        compare: bool,
         #[arg(long)]
         json: bool,
-        /// Also print each question's rank and support (JSON lines on stderr).
+        /// Also print each question's outcome (JSON lines on stderr).
         #[arg(long)]
         per_question: bool,
     },
@@ -204,10 +252,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             json,
         } => {
             let config = load_config(None)?;
-            let groups = config
-                .groups_of(org)
-                .with_context(|| format!("unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"))?;
-            let principal = Principal::new(org.clone(), groups, Role::Reader);
+            let principal = reader(&config, org)?;
             let (service, _) = open(config)?;
             let asked = runtime()?.block_on(service.ask(principal.scope(), question, *top_k))?;
             let names = crate::api::wire::Names::from_config(&service.config);
@@ -220,16 +265,86 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     println!("※ {warning}");
                 }
                 for citation in &response.citations {
-                    let pages = if citation.page_start == citation.page_end {
-                        format!("p.{}", citation.page_start)
-                    } else {
-                        format!("pp.{}-{}", citation.page_start, citation.page_end)
-                    };
+                    print_citation(citation);
+                }
+            }
+        }
+        Command::Compare {
+            question,
+            org,
+            group_by,
+            groups,
+            doc,
+            owner,
+            kind,
+            per_group,
+            json,
+        } => {
+            let config = load_config(None)?;
+            let principal = reader(&config, org)?;
+            let (service, _) = open(config)?;
+            let request = CompareRequest {
+                question: question.clone(),
+                group_by: *group_by,
+                groups: groups.clone(),
+                per_group: *per_group,
+                filters: SearchFilters {
+                    owner: owner.clone(),
+                    kind: kind.clone(),
+                    doc_id: doc.clone(),
+                    section: None,
+                }
+                .into(),
+            };
+            let compared = runtime()?.block_on(service.compare(principal.scope(), request))?;
+            let names = crate::api::wire::Names::from_config(&service.config);
+            let response = crate::api::wire::CompareResponse::new(compared, &names);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                for group in &response.groups {
+                    println!("■ {}（{}）", group.label, group.key);
+                    println!("{}", group.answer);
+                    for citation in &group.citations {
+                        print_citation(citation);
+                    }
+                    println!();
+                }
+            }
+        }
+        Command::Similar {
+            file,
+            org,
+            top_k,
+            exclude_own,
+            json,
+        } => {
+            let draft = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("cannot read the draft from standard input")?
+            } else {
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the draft {}", file.display()))?
+            };
+            let config = load_config(None)?;
+            let principal = reader(&config, org)?;
+            let (service, _) = open(config)?;
+            let found =
+                runtime()?.block_on(service.similar(&principal, &draft, *top_k, *exclude_own))?;
+            let names = crate::api::wire::Names::from_config(&service.config);
+            let response = crate::api::wire::SimilarResponse::new(found, &names);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                for found in &response.passages {
+                    let passage = &found.passage;
                     println!(
-                        "[{}] {} ({pages}) {}",
-                        citation.n,
-                        citation.title,
-                        citation.heading_path.join(" > ")
+                        "{}（{}） {}\n  共通する語: {}\n  {}\n",
+                        passage.title,
+                        passage.owner_name,
+                        passage.heading_path.join(" > "),
+                        passage.matched_terms.join("、"),
+                        passage.text.chars().take(120).collect::<String>()
                     );
                 }
             }
@@ -238,11 +353,11 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             questions,
             corpus,
             contexts,
+            compare,
             json,
             per_question,
         } => {
             let mut config = load_config(None)?;
-            let questions: Vec<Question> = read_jsonl(questions)?;
             let sources = match (corpus, contexts) {
                 (Some(dir), _) => corpus_sources(dir)?,
                 (None, Some(contexts)) => context_sources(contexts)?,
@@ -271,14 +386,23 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if summary.added + summary.updated > 0 || !summary.failed.is_empty() {
                 print_summary(&summary);
             }
-            let (report, outcomes) = runtime()?.block_on(evaluate(&service, &questions))?;
+            let (report, outcomes) = if *compare {
+                let questions: Vec<CompareQuestion> = read_jsonl(questions)?;
+                let (report, outcomes) =
+                    runtime()?.block_on(evaluate_compare(&service, &questions))?;
+                (serde_json::to_value(report)?, values(&outcomes)?)
+            } else {
+                let questions: Vec<Question> = read_jsonl(questions)?;
+                let (report, outcomes) = runtime()?.block_on(evaluate(&service, &questions))?;
+                (serde_json::to_value(report)?, values(&outcomes)?)
+            };
             if *per_question {
                 for outcome in &outcomes {
-                    eprintln!("{}", serde_json::to_string(outcome)?);
+                    eprintln!("{outcome}");
                 }
             }
             if *json {
-                println!("{}", serde_json::to_string(&report)?);
+                println!("{report}");
             } else {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
@@ -353,6 +477,32 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn values<T: serde::Serialize>(items: &[T]) -> serde_json::Result<Vec<serde_json::Value>> {
+    items.iter().map(serde_json::to_value).collect()
+}
+
+/// A reader of `org`, for commands that act as a member of an organisation.
+fn reader(config: &Config, org: &str) -> anyhow::Result<Principal> {
+    let groups = config.groups_of(org).with_context(|| {
+        format!(
+            "unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"
+        )
+    })?;
+    Ok(Principal::new(org.to_owned(), groups, Role::Reader))
+}
+
+fn print_citation(citation: &crate::api::wire::Citation) {
+    let pages = crate::export::pages(citation.page_start, citation.page_end)
+        .map(|pages| format!(" ({pages})"))
+        .unwrap_or_default();
+    println!(
+        "[{}] {}{pages} {}",
+        citation.n,
+        citation.title,
+        citation.heading_path.join(" > ")
+    );
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::role::Role;
 
+mod issuers;
 mod llm;
 
+pub use issuers::{IssuerConfig, SigningAlgorithm};
 pub use llm::{ApiKey, LlmConfig, UnsupportedPolicy};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +31,10 @@ pub struct Config {
     pub organisations: Vec<OrganisationConfig>,
     pub groups: Vec<GroupConfig>,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Identity providers whose signed tokens (JWTs) name a user of an organisation.
+    pub issuers: Vec<IssuerConfig>,
+    /// Requests per minute per user and per organisation; off unless set.
+    pub rate_limits: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +213,21 @@ pub struct ApiKeyConfig {
     pub label: String,
 }
 
+/// `[rate_limits]`: each a rate in requests per minute and a burst (requests that may arrive at
+/// once); a rate of 0 turns that limit off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Per caller: a token's user, else an API key (by label).
+    pub per_user_per_minute: u32,
+    /// 0: the same as `per_user_per_minute`.
+    pub per_user_burst: u32,
+    /// Per organisation, all its callers together.
+    pub per_org_per_minute: u32,
+    /// 0: the same as `per_org_per_minute`.
+    pub per_org_burst: u32,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -226,6 +247,8 @@ impl Default for Config {
             organisations: Vec::new(),
             groups: Vec::new(),
             api_keys: Vec::new(),
+            issuers: Vec::new(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -394,6 +417,7 @@ impl Config {
                 )));
             }
         }
+        issuers::validate(&self.issuers, known_org)?;
         let rerank = &self.rerank;
         if rerank.candidates == 0
             || rerank.candidates > self.retrieval.prefetch
@@ -647,6 +671,48 @@ mod tests {
             assert!(write(&slow_but_allowed).is_ok());
             assert!(write(&format!("{llm}min_support = 1.5\n")).is_err());
             assert!(write(&format!("{llm}unsupported = \"hide\"\n")).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn issuers_take_defaults_and_refuse_none_hmac_and_unknown_organisations() {
+        jailed(|jail| {
+            let write = |issuer: &str| {
+                let path = jail.directory().join("config.toml");
+                let body = format!(
+                    "[[organisations]]\nid = \"a\"\nname = \"A\"\n[[issuers]]\nid = \"portal\"\nissuer = \"https://portal.example\"\naudience = \"hikitsugi\"\njwks_file = \"portal.jwks\"\n{issuer}"
+                );
+                std::fs::write(&path, body).unwrap();
+                Config::load(Some(&path)).map_err(|error| error.to_string())
+            };
+            let config = write("organisations = [\"a\"]\n")?;
+            let issuer = &config.issuers[0];
+            assert_eq!(
+                (
+                    issuer.user_claim.as_str(),
+                    issuer.org_claim.as_str(),
+                    issuer.groups_claim.as_str()
+                ),
+                ("sub", "org", "groups")
+            );
+            assert_eq!(issuer.algorithms.len(), 3);
+            assert_eq!(issuer.max_lifetime_minutes, 60);
+            assert_eq!(config.rate_limits, RateLimitConfig::default());
+
+            let hmac = write("organisations = [\"a\"]\nalgorithms = [\"RS256\", \"HS256\"]\n")
+                .unwrap_err();
+            assert!(hmac.contains("HS256") && hmac.contains("refused"), "{hmac}");
+            let none = write("organisations = [\"a\"]\nalgorithms = [\"none\"]\n").unwrap_err();
+            assert!(none.contains("\"none\" is refused"), "{none}");
+            let unknown = write("organisations = [\"a\", \"b\"]\n").unwrap_err();
+            assert!(unknown.contains("unknown organisation b"), "{unknown}");
+            let origin = write(
+                "organisations = [\"a\"]\nsign_in_origins = [\"https://portal.example/login\"]\n",
+            )
+            .unwrap_err();
+            assert!(origin.contains("sign_in_origins"), "{origin}");
+            assert!(write("organisations = []\n").is_err());
             Ok(())
         });
     }

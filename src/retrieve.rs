@@ -7,8 +7,10 @@ use regex::Regex;
 
 use crate::access::Scope;
 use crate::config::RetrievalConfig;
-use crate::embed::{EmbedError, Encoders, Reranker};
-use crate::store::{HybridQuery, RrfParams, ScoredChunk, SearchFilters, StoreError, StoreRead};
+use crate::embed::{EmbedError, Encoders, Reranker, TextVectors};
+use crate::store::{
+    DocumentMeta, HybridQuery, RrfParams, ScoredChunk, SearchFilters, StoreError, StoreRead,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrieveError {
@@ -105,6 +107,20 @@ pub struct PassageFilters {
     pub dates: DateRange,
 }
 
+impl PassageFilters {
+    /// Whether a document lies inside the filters' owner, kind, document and dates (a section
+    /// filter concerns its chunks, not the document).
+    pub fn admits_document(&self, document: &DocumentMeta) -> bool {
+        let store = &self.store;
+        let matches =
+            |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w == value);
+        matches(&store.owner, &document.owner)
+            && matches(&store.kind, &document.kind)
+            && matches(&store.doc_id, &document.doc_id)
+            && self.dates.contains(document.date.as_deref())
+    }
+}
+
 impl From<SearchFilters> for PassageFilters {
     fn from(store: SearchFilters) -> Self {
         Self {
@@ -130,6 +146,13 @@ pub struct Reranking<'a> {
     pub candidates: usize,
 }
 
+/// A query encoded once, to be searched with several filters (e.g. one per compared group).
+pub struct EncodedQuery {
+    /// The query, normalised.
+    pub text: String,
+    vectors: TextVectors,
+}
+
 impl Retriever<'_> {
     /// The best `top_k` passages for `query` inside `scope`, best first.
     pub fn retrieve(
@@ -139,25 +162,45 @@ impl Retriever<'_> {
         top_k: usize,
         filters: PassageFilters,
     ) -> Result<Vec<ScoredChunk>, RetrieveError> {
+        let query = self.encode(query)?;
+        self.retrieve_encoded(scope, &query, top_k, filters)
+    }
+
+    /// Normalises and encodes a query for [`Retriever::retrieve_encoded`].
+    pub fn encode(&self, query: &str) -> Result<EncodedQuery, RetrieveError> {
+        let text = normalize_query(query);
+        let vectors = self.encoders.encode_query(&text, &lexical_query(&text))?;
+        Ok(EncodedQuery { text, vectors })
+    }
+
+    /// [`Retriever::retrieve`] for a query already encoded.
+    pub fn retrieve_encoded(
+        &self,
+        scope: &Scope,
+        query: &EncodedQuery,
+        top_k: usize,
+        filters: PassageFilters,
+    ) -> Result<Vec<ScoredChunk>, RetrieveError> {
         let config = self.config;
-        let query = normalize_query(query);
-        let vectors = self.encoders.encode_query(&query, &lexical_query(&query))?;
-        let limit = match (&self.reranking, filters.dates.is_empty()) {
-            // Dates are checked after the search: draw on every candidate.
-            (_, false) => config.prefetch.max(top_k),
-            (Some(reranking), true) => reranking.candidates.max(top_k),
-            (None, true) => top_k,
+        let vectors = &query.vectors;
+        let checked_after = !filters.dates.is_empty() || filters.store.section.is_some();
+        let limit = match (&self.reranking, checked_after) {
+            // Some filters are checked after the search: draw on every candidate.
+            (_, true) => config.prefetch.max(top_k),
+            (Some(reranking), false) => reranking.candidates.max(top_k),
+            (None, false) => top_k,
         };
         let PassageFilters {
             store: filters,
             dates,
         } = filters;
+        let section = filters.section.clone();
         let request = HybridQuery {
-            dense: (config.dense_weight > 0.0).then_some(vectors.dense),
+            dense: (config.dense_weight > 0.0).then(|| vectors.dense.clone()),
             bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
-                .then_some(vectors.bm25),
+                .then(|| vectors.bm25.clone()),
             bigram: (config.bigram_weight > 0.0 && !vectors.bigram.indices.is_empty())
-                .then_some(vectors.bigram),
+                .then(|| vectors.bigram.clone()),
             filters,
             prefetch_limit: config.prefetch.max(limit),
             limit,
@@ -172,8 +215,11 @@ impl Retriever<'_> {
         if !dates.is_empty() {
             found.retain(|passage| dates.contains(passage.chunk.document.date.as_deref()));
         }
+        if let Some(section) = section {
+            found.retain(|passage| passage.chunk.heading_path.first() == Some(&section));
+        }
         match &self.reranking {
-            Some(reranking) => rerank(reranking.reranker, &query, found, top_k),
+            Some(reranking) => rerank(reranking.reranker, &query.text, found, top_k),
             None => {
                 found.truncate(top_k);
                 Ok(found)

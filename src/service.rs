@@ -10,12 +10,15 @@ use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument, parse_doc
 
 use crate::access::{Principal, Role, Scope};
 use crate::answer::{Answer, extractive_answer};
+use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS};
 use crate::config::Config;
 use crate::embed::{Encoders, Reranker};
+use crate::facets::{Facets, facets};
 use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
 use crate::index::{IndexError, upload_source, version_of, write_documents};
 use crate::metadata::{Feedback, MetadataError, MetadataStore};
-use crate::retrieve::{PassageFilters, Reranking, RetrieveError, Retriever};
+use crate::retrieve::{DateRange, PassageFilters, Reranking, RetrieveError, Retriever};
+use crate::similar::{SimilarPassage, diversify, shared_terms};
 use crate::store::{
     DocumentMeta, ScoredChunk, SearchFilters, StoreAdmin, StoreError, StoreStatus, StoreWrite,
     StoredChunk,
@@ -96,6 +99,14 @@ const MAX_FEEDBACK_QUESTION_CHARS: usize = 1_000;
 const MAX_FEEDBACK_ANSWER_CHARS: usize = 20_000;
 const MAX_FEEDBACK_COMMENT_CHARS: usize = 2_000;
 const MAX_FEEDBACK_CITATIONS: usize = 50;
+/// Passages per compared group unless the request says otherwise.
+pub const DEFAULT_PER_GROUP: usize = 3;
+/// Longest draft that `similar` reads, in characters.
+pub const MAX_DRAFT_CHARS: usize = 5_000;
+/// Candidates drawn per similar passage returned, for diversification to choose from.
+const SIMILAR_CANDIDATES_PER_RESULT: usize = 5;
+/// Most similar passages from one document.
+const SIMILAR_PER_DOCUMENT: usize = 2;
 
 /// A search's passages and how long it took.
 pub struct Searched<T> {
@@ -148,6 +159,24 @@ impl Service {
         Ok(trimmed.to_owned())
     }
 
+    /// The retriever over this service's store and encoders; `rerank` uses the configured
+    /// cross-encoder, if any.
+    fn retriever(&self, rerank: bool) -> Retriever<'_> {
+        Retriever {
+            store: self.store.as_ref(),
+            encoders: &self.encoders,
+            config: &self.config.retrieval,
+            reranking: self
+                .reranker
+                .as_deref()
+                .filter(|_| rerank)
+                .map(|reranker| Reranking {
+                    reranker,
+                    candidates: self.config.rerank.candidates,
+                }),
+        }
+    }
+
     /// Passages for `query` inside `scope`.
     pub async fn search(
         &self,
@@ -157,31 +186,14 @@ impl Service {
         filters: impl Into<PassageFilters>,
     ) -> Result<Searched<Vec<ScoredChunk>>, ServiceError> {
         let filters = filters.into();
-        let dates = &filters.dates;
-        if let Some(bad) = [&dates.from, &dates.to]
-            .into_iter()
-            .flatten()
-            .find(|date| !is_document_date(date))
-        {
-            return Err(ServiceError::InvalidRequest(format!(
-                "日付「{bad}」は YYYY、YYYY-MM または YYYY-MM-DD の形で指定してください。"
-            )));
-        }
+        check_dates(&filters.dates)?;
         let top_k = self.checked_top_k(top_k)?;
         let query = self.checked_query(query, "検索語")?;
         let started = Instant::now();
         let passages = self
             .blocking(move |service, stages| {
                 stages.next()?;
-                let retriever = Retriever {
-                    store: service.store.as_ref(),
-                    encoders: &service.encoders,
-                    config: &service.config.retrieval,
-                    reranking: service.reranker.as_deref().map(|reranker| Reranking {
-                        reranker,
-                        candidates: service.config.rerank.candidates,
-                    }),
-                };
+                let retriever = service.retriever(true);
                 Ok(retriever.retrieve(&scope, &query, top_k, filters)?)
             })
             .await?;
@@ -189,6 +201,191 @@ impl Service {
             result: passages,
             took_ms: started.elapsed().as_millis() as u64,
         })
+    }
+
+    /// One answer per group (owner, document or section) inside `scope`: each group searched
+    /// with its own filter, its answer made only of its passages (see [`crate::compare`]).
+    pub async fn compare(
+        &self,
+        scope: Scope,
+        request: CompareRequest,
+    ) -> Result<Searched<Comparison>, ServiceError> {
+        let started = Instant::now();
+        let question = self.checked_query(&request.question, "質問")?;
+        let per_group = self.checked_top_k(Some(request.per_group.unwrap_or(DEFAULT_PER_GROUP)))?;
+        check_dates(&request.filters.dates)?;
+        if let Some(keys) = &request.groups {
+            if keys.is_empty() {
+                return Err(ServiceError::InvalidRequest(
+                    "groups が空です。比較するグループを指定するか、groups を省いてください。"
+                        .to_owned(),
+                ));
+            }
+            if keys.len() > MAX_GROUPS {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "groups は{MAX_GROUPS}個までにしてください。"
+                )));
+            }
+        }
+        let group_by = request.group_by;
+        let group_question = compare::group_question(&question);
+        let searched_question = group_question.clone();
+        let grouped = self
+            .blocking(move |service, stages| {
+                let base = request.filters;
+                let documents: Vec<DocumentMeta> = service
+                    .store
+                    .documents(&scope)?
+                    .into_iter()
+                    .filter(|document| base.admits_document(document))
+                    .collect();
+                let mut sections = Vec::new();
+                if group_by == GroupBy::Section {
+                    for document in &documents {
+                        stages.next()?;
+                        if let Some((_, chunks)) =
+                            service.store.passages(&scope, &document.doc_id, 0..=u32::MAX)?
+                        {
+                            sections.extend(
+                                chunks
+                                    .into_iter()
+                                    .filter_map(|chunk| chunk.heading_path.into_iter().next()),
+                            );
+                        }
+                    }
+                }
+                let organisation_name =
+                    |id: &str| service.config.organisation_name(id).to_owned();
+                let known = compare::groups(group_by, &documents, &sections, &base, &organisation_name);
+                let groups = match &request.groups {
+                    Some(keys) => compare::named_groups(group_by, keys, &known, &base, &organisation_name),
+                    None => known,
+                };
+                if groups.len() > MAX_GROUPS {
+                    return Err(ServiceError::InvalidRequest(format!(
+                        "比較するグループが{}件あり、上限の{MAX_GROUPS}件を超えます。filters か groups で絞り込んでください。",
+                        groups.len()
+                    )));
+                }
+                stages.next()?;
+                let retriever = service.retriever(true);
+                let query = retriever.encode(&searched_question)?;
+                let passages = std::thread::scope(|threads| {
+                    let searches: Vec<_> = groups
+                        .iter()
+                        .map(|group| {
+                            let (retriever, query, scope) = (&retriever, &query, &scope);
+                            threads.spawn(move || match &group.filters {
+                                Some(filters) => retriever.retrieve_encoded(
+                                    scope,
+                                    query,
+                                    per_group,
+                                    filters.clone(),
+                                ),
+                                None => Ok(Vec::new()),
+                            })
+                        })
+                        .collect();
+                    searches
+                        .into_iter()
+                        .map(|search| {
+                            search
+                                .join()
+                                .map_err(|_| ServiceError::Task("a group's search panicked".to_owned()))?
+                                .map_err(ServiceError::from)
+                        })
+                        .collect::<Result<Vec<_>, ServiceError>>()
+                })?;
+                Ok(groups.into_iter().zip(passages).collect::<Vec<_>>())
+            })
+            .await?;
+        let answer_config = self.config.answer;
+        let answers =
+            futures_util::future::join_all(grouped.into_iter().map(|(group, passages)| {
+                let question = group_question.as_str();
+                async move {
+                    let answer = match &self.generator {
+                        Some(generator) => {
+                            generator.answer(question, passages, &answer_config).await
+                        }
+                        None => extractive_answer(question, passages, &answer_config),
+                    };
+                    GroupAnswer {
+                        key: group.key,
+                        label: group.label,
+                        answer,
+                    }
+                }
+            }))
+            .await;
+        Ok(Searched {
+            result: Comparison {
+                question,
+                group_by,
+                groups: answers,
+            },
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Passages of other documents most like `draft`, diversified and at most `per_document`
+    /// from one document; without the principal's own organisation's documents when
+    /// `exclude_own` (see [`crate::similar`]).
+    pub async fn similar(
+        &self,
+        principal: &Principal,
+        draft: &str,
+        top_k: Option<usize>,
+        exclude_own: bool,
+    ) -> Result<Searched<Vec<SimilarPassage>>, ServiceError> {
+        let started = Instant::now();
+        let draft = draft.trim().to_owned();
+        if draft.is_empty() {
+            return Err(ServiceError::InvalidRequest("text が空です。".to_owned()));
+        }
+        if draft.chars().count() > MAX_DRAFT_CHARS {
+            return Err(ServiceError::InvalidRequest(format!(
+                "text は{MAX_DRAFT_CHARS}文字以内にしてください。"
+            )));
+        }
+        let top_k = self.checked_top_k(top_k)?;
+        let scope = principal.scope();
+        let own = principal.org().to_owned();
+        let found = self
+            .blocking(move |service, stages| {
+                stages.next()?;
+                // The reranker reads at most a few hundred tokens of a query: a draft is longer.
+                let retriever = service.retriever(false);
+                let candidates = top_k.saturating_mul(SIMILAR_CANDIDATES_PER_RESULT);
+                let query = retriever.encode(&draft)?;
+                let mut found = retriever.retrieve_encoded(
+                    &scope,
+                    &query,
+                    candidates.max(service.config.retrieval.prefetch),
+                    PassageFilters::default(),
+                )?;
+                if exclude_own {
+                    found.retain(|passage| passage.chunk.document.owner != own);
+                }
+                Ok(diversify(found, top_k, SIMILAR_PER_DOCUMENT)
+                    .into_iter()
+                    .map(|passage| SimilarPassage {
+                        shared_terms: shared_terms(&query.text, &passage.chunk.text),
+                        passage,
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Searched {
+            result: found,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Counts of the documents and passages readable in `scope`, per owner, kind and year.
+    pub async fn facets(&self, scope: Scope) -> Result<Facets, ServiceError> {
+        self.blocking(move |service, _| Ok(facets(&service.store.documents(&scope)?)))
+            .await
     }
 
     /// An answer to `question` from passages inside `scope`.
@@ -475,6 +672,19 @@ impl Service {
     }
 }
 
+/// A comparison to run (see [`Service::compare`]).
+#[derive(Debug, Clone)]
+pub struct CompareRequest {
+    pub question: String,
+    pub group_by: GroupBy,
+    /// The groups to answer, by key, in this order; default: every group in the scope and
+    /// the filters.
+    pub groups: Option<Vec<String>>,
+    /// Passages per group (default [`DEFAULT_PER_GROUP`], at most `retrieval.max_top_k`).
+    pub per_group: Option<usize>,
+    pub filters: PassageFilters,
+}
+
 /// Metadata sent with an upload; the owner is always the uploader's organisation.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -540,6 +750,19 @@ fn parse(
 ) -> Result<ParsedDocument, ServiceError> {
     parse_document(doc_id, bytes, metadata, options)
         .map_err(|error| ServiceError::InvalidRequest(error.to_string()))
+}
+
+fn check_dates(dates: &DateRange) -> Result<(), ServiceError> {
+    match [&dates.from, &dates.to]
+        .into_iter()
+        .flatten()
+        .find(|date| !is_document_date(date))
+    {
+        Some(bad) => Err(ServiceError::InvalidRequest(format!(
+            "日付「{bad}」は YYYY、YYYY-MM または YYYY-MM-DD の形で指定してください。"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, digits only.

@@ -20,8 +20,12 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+#[path = "api_e2e/identity.rs"]
+mod identity;
 #[path = "api_e2e/web.rs"]
 mod web;
+#[path = "api_e2e/workbench.rs"]
+mod workbench;
 
 const PUBLIC_KEY: &str = "demo-public-key";
 const HYOGO_KEY: &str = "demo-hyogo-key";
@@ -120,6 +124,7 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
         role: hikitsugi::access::Role::Admin,
         label: "test-wakayama-admin".to_owned(),
     });
+    identity::add_test_issuers(&mut config);
     if let Some(url) = std::env::var("QDRANT_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -141,6 +146,7 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
     config.model.onnxruntime = Some(paths.ort_dylib);
     let options = config.chunking.options();
     let (service, service_store) = Service::open_with_operator(config)?;
+    identity::share_service(&service);
     let started = std::time::Instant::now();
     let summary = hikitsugi::index::ingest_dir(
         &hikitsugi::index::Corpus {
@@ -544,13 +550,23 @@ async fn uploads_need_an_editor_and_a_supported_file_type() {
     .await;
     assert_error(&by_reader, StatusCode::FORBIDDEN, "forbidden");
 
-    let docx = upload(HYOGO_KEY, "a.docx", b"PK\x03\x04 not really a docx", None).await;
-    assert_error(&docx, StatusCode::BAD_REQUEST, "invalid_request");
-    let message = docx.body["error"]["message"].as_str().expect("a message");
+    let legacy = upload(
+        HYOGO_KEY,
+        "a.doc",
+        b"\xd0\xcf\x11\xe0 an old Word file",
+        None,
+    )
+    .await;
+    assert_error(&legacy, StatusCode::BAD_REQUEST, "invalid_request");
+    let message = legacy.body["error"]["message"].as_str().expect("a message");
     assert!(
-        message.contains(".md") && message.contains(".pdf") && message.contains(".txt"),
+        message.contains(".md") && message.contains(".pdf") && message.contains(".docx"),
         "{message}"
     );
+    let broken = upload(HYOGO_KEY, "a.docx", b"PK\x03\x04 not really a docx", None).await;
+    assert_error(&broken, StatusCode::BAD_REQUEST, "invalid_request");
+    let message = broken.body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("a.docx"), "{message}");
 
     let no_file = send(
         reqwest::Client::new()

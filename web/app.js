@@ -12,6 +12,7 @@
     faq: "FAQ", slides: "スライド", memo: "メモ", contract: "契約書", other: "その他",
   };
   const UPLOAD_KINDS = ["minutes", "report", "plan", "manual", "application", "review", "other"];
+  const VIEWS = ["ask-view", "compare-view", "similar-view", "search-view", "documents-view"];
   const HISTORY_KEY = "hikitsugi.history";
   const HISTORY_MAX = 20;
   const EXPIRED_MSG = "セッションの有効期限が切れました。もう一度サインインしてください。";
@@ -30,6 +31,9 @@
     viewer: null,         // { item, highlights, opener }
     pendingQuery: null,
     confirmResolve: null,
+    comparison: null,     // last CompareResponse
+    compareSeq: 0,
+    facets: null,         // last FacetsResponse
   };
 
   // ---------- helpers ----------
@@ -203,6 +207,15 @@
     show($("search-error"), false);
     clear($("documents-table").tBodies[0]);
     clear($("upload-results"));
+    state.comparison = null;
+    state.compareSeq++;
+    state.facets = null;
+    clear($("compare-table").tBodies[0]);
+    show($("compare-wrap"), false);
+    show($("compare-tools"), false);
+    $("compare-meta").textContent = "";
+    clear($("similar-results"));
+    $("similar-meta").textContent = "";
   }
 
   function closeDialogs() {
@@ -258,11 +271,15 @@
       if (active) btn.setAttribute("aria-current", "page");
       else btn.removeAttribute("aria-current");
     }
-    for (const v of ["ask-view", "search-view", "documents-view"]) show($(v), v === id);
-    if (id === "documents-view") loadDocuments();
+    for (const v of VIEWS) show($(v), v === id);
+    if (id === "documents-view" || id === "compare-view") loadDocuments();
+    if (id === "search-view") loadFacets();
     if (focus) {
-      const target = id === "ask-view" ? $("question") : id === "search-view" ? $("search-query") : $("documents-filter");
-      target.focus();
+      const targets = {
+        "ask-view": "question", "compare-view": "compare-question", "similar-view": "similar-text",
+        "search-view": "search-query", "documents-view": "documents-filter",
+      };
+      $(targets[id]).focus();
     }
   }
 
@@ -974,11 +991,13 @@
         state.documents = Array.isArray(data.documents) ? data.documents : [];
         show($("documents-error"), false);
         const owners = ownerEntries();
-        fillSelect($("search-owner"), owners, "すべて");
         fillSelect($("documents-owner"), owners, "すべて");
-        fillSelect($("search-kind"), kindEntries(), "すべて");
         fillSelect($("documents-kind"), kindEntries(), "すべて");
+        // The search filters show counts: refresh them from the facets.
+        state.facets = null;
+        if (!$("search-view").hidden) loadFacets();
         fillSelect($("upload-kind"), kindEntries(UPLOAD_KINDS), "指定しない");
+        fillSelect($("compare-doc"), state.documents.map((d) => [d.doc_id, d.title || d.doc_id]), "資料を選んでください");
         renderDocuments();
       } catch (e) {
         if (e.status === 401) return;
@@ -1178,8 +1197,9 @@
     const filters = {};
     const owner = $("search-owner").value;
     const kind = $("search-kind").value;
-    const from = $("search-from").value;
-    const to = $("search-to").value;
+    const year = $("search-year").value;
+    const from = $("search-from").value || year;
+    const to = $("search-to").value || year;
     if (owner) filters.owner = owner;
     if (kind) filters.kind = kind;
     if (from) filters.date_from = from;
@@ -1222,6 +1242,230 @@
     highlightInto(text, p.text, p.matched_terms || []);
     li.appendChild(text);
     return li;
+  }
+
+  // ---------- export ----------
+
+  // POSTs a result to /v1/export and saves the file the server writes.
+  async function exportResult(result, format, statusNode) {
+    statusNode.textContent = "ファイルを作成しています…";
+    let res;
+    try {
+      res = await fetch("/v1/export?format=" + format, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          "X-CSRF-Token": (state.session && state.session.csrf_token) || "",
+        },
+        body: JSON.stringify(result),
+      });
+    } catch (_) {
+      statusNode.textContent = NETWORK_MSG;
+      return;
+    }
+    if (res.status === 401) {
+      onUnauthorized();
+      return;
+    }
+    if (!res.ok) {
+      statusNode.textContent = (await errorFromResponse(res)).message;
+      return;
+    }
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = "hikitsugi-" + (result.groups ? "比較" : "回答") + "." + format;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    statusNode.textContent = (format === "docx" ? "Word" : "Markdown") + "ファイルを保存しました（" + Math.max(1, Math.round(blob.size / 1024)) + " KB）。";
+  }
+
+  function exportAnswer(format) {
+    const r = state.result;
+    if (!r) return;
+    exportResult(Object.assign({ question: state.lastQuestion }, r), format, $("copy-status"));
+  }
+
+  // ---------- compare ----------
+
+  function syncCompareForm() {
+    const bySection = $("compare-group-by").value === "section";
+    show($("compare-doc-field"), bySection);
+  }
+
+  function compareCitation(c, groupIndex) {
+    const b = el("button", "cite-open compact");
+    b.type = "button";
+    b.dataset.group = String(groupIndex);
+    b.dataset.n = String(c.n);
+    const head = el("span", "cite-head");
+    head.appendChild(el("span", "cite-num", "[" + c.n + "]"));
+    head.appendChild(el("span", "cite-title", c.title || c.doc_id || ""));
+    b.appendChild(head);
+    const meta = [locationLabel(c.page_start, c.page_end), headingLabel(c.heading_path, " ＞ ")].filter(Boolean).join("・");
+    if (meta) b.appendChild(el("span", "cite-meta", meta));
+    return b;
+  }
+
+  function renderComparison(data) {
+    state.comparison = data;
+    const tbody = $("compare-table").tBodies[0];
+    clear(tbody);
+    const groups = Array.isArray(data.groups) ? data.groups : [];
+    groups.forEach((g, index) => {
+      const tr = el("tr", g.found ? "group found" : "group not-found");
+      tr.dataset.key = g.key;
+      const th = el("th", "group-label", g.label || g.key);
+      th.scope = "row";
+      tr.appendChild(th);
+      const answer = el("td", "group-answer");
+      if (g.found) {
+        const text = el("div", "answer-text");
+        appendWithMarkers(text, g.answer);
+        for (const b of text.querySelectorAll(".cite")) b.dataset.group = String(index);
+        answer.appendChild(text);
+      } else {
+        answer.appendChild(el("p", "not-found", "このグループの資料には記述が見つかりませんでした。"));
+      }
+      tr.appendChild(answer);
+      const cites = el("td", "group-citations");
+      if (g.found) {
+        const list = el("ol", "compact-cites");
+        for (const c of g.citations || []) {
+          const li = el("li");
+          li.appendChild(compareCitation(c, index));
+          list.appendChild(li);
+        }
+        cites.appendChild(list);
+      } else {
+        cites.appendChild(el("span", "hint", "—"));
+      }
+      tr.appendChild(cites);
+      tbody.appendChild(tr);
+    });
+    const found = groups.filter((g) => g.found).length;
+    const t = seconds(data.took_ms);
+    $("compare-meta").textContent = groups.length
+      ? groups.length + "グループ中" + found + "グループに記述がありました" + (t ? "・" + t : "")
+      : "比較できるグループがありません。";
+    show($("compare-wrap"), groups.length > 0);
+    show($("compare-tools"), groups.length > 0);
+    $("compare-export-status").textContent = "";
+  }
+
+  async function runCompare(event) {
+    event.preventDefault();
+    const question = $("compare-question").value.trim();
+    const meta = $("compare-meta");
+    const errBox = $("compare-error");
+    show(errBox, false);
+    if (!question) {
+      meta.textContent = "質問を入力してください。";
+      $("compare-question").focus();
+      return;
+    }
+    const groupBy = $("compare-group-by").value;
+    const body = { question, group_by: groupBy };
+    if (groupBy === "section") {
+      const doc = $("compare-doc").value;
+      if (!doc) {
+        meta.textContent = "章ごとに比べる資料を選んでください。";
+        $("compare-doc").focus();
+        return;
+      }
+      body.filters = { doc_id: doc };
+    }
+    const seq = ++state.compareSeq;
+    $("compare-submit").disabled = true;
+    meta.textContent = "グループごとに回答を作成しています…";
+    try {
+      const data = await api("POST", "/v1/compare", body);
+      if (seq !== state.compareSeq) return;
+      renderComparison(data);
+    } catch (e) {
+      if (e.status === 401 || seq !== state.compareSeq) return;
+      meta.textContent = "";
+      errBox.textContent = e.message;
+      show(errBox, true);
+    } finally {
+      if (seq === state.compareSeq) $("compare-submit").disabled = false;
+    }
+  }
+
+  function openCompareCitation(target) {
+    const data = state.comparison;
+    if (!data) return;
+    const group = (data.groups || [])[Number(target.dataset.group)];
+    if (!group) return;
+    const c = (group.citations || []).find((x) => Number(x.n) === Number(target.dataset.n));
+    if (c) openViewer(c, c.highlights || [], target, false);
+  }
+
+  // ---------- similar cases ----------
+
+  function similarItem(p) {
+    const li = searchItem(p);
+    li.classList.add("similar");
+    if (Array.isArray(p.matched_terms) && p.matched_terms.length) {
+      const terms = el("p", "shared-terms");
+      terms.appendChild(el("span", "hint", "共通する語："));
+      for (const t of p.matched_terms) terms.appendChild(el("span", "term", t));
+      li.insertBefore(terms, li.querySelector(".result-text"));
+    }
+    return li;
+  }
+
+  async function runSimilar(event) {
+    event.preventDefault();
+    const text = $("similar-text").value.trim();
+    const meta = $("similar-meta");
+    const errBox = $("similar-error");
+    show(errBox, false);
+    if (!text) {
+      meta.textContent = "下書きを入力してください。";
+      $("similar-text").focus();
+      return;
+    }
+    $("similar-submit").disabled = true;
+    meta.textContent = "似た事例を探しています…";
+    try {
+      const data = await api("POST", "/v1/similar", { text, top_k: 8, exclude_owner: $("similar-exclude-own").checked });
+      const list = $("similar-results");
+      clear(list);
+      const passages = Array.isArray(data.passages) ? data.passages : [];
+      for (const p of passages) list.appendChild(similarItem(p));
+      const t = seconds(data.took_ms);
+      meta.textContent = (passages.length ? passages.length + "件の似た箇所が見つかりました" : "似た箇所は見つかりませんでした") + (t ? "・" + t : "");
+    } catch (e) {
+      if (e.status === 401) return;
+      meta.textContent = "";
+      errBox.textContent = e.message;
+      show(errBox, true);
+    } finally {
+      $("similar-submit").disabled = false;
+    }
+  }
+
+  // ---------- facets ----------
+
+  async function loadFacets() {
+    if (!state.session || state.facets) return;
+    try {
+      const data = await api("GET", "/v1/facets");
+      state.facets = data;
+      const withCount = (f, label) => [f.key, label + "（" + f.documents + "件）"];
+      fillSelect($("search-owner"), (data.owners || []).map((f) => withCount(f, f.label)), "すべて");
+      fillSelect($("search-kind"), (data.kinds || []).map((f) => withCount(f, kindLabel(f.key))), "すべて");
+      fillSelect($("search-year"), (data.years || []).filter((f) => f.key).map((f) => withCount(f, f.label)), "すべて");
+      $("search-facets").textContent = "閲覧できる資料：" + data.documents + "件・" + data.passages + "箇所";
+    } catch (e) {
+      if (e.status === 401) return;
+      $("search-facets").textContent = "";
+    }
   }
 
   // ---------- wiring ----------
@@ -1281,6 +1525,20 @@
       finishConfirm(false);
     });
 
+    $("export-md").addEventListener("click", () => exportAnswer("md"));
+    $("export-docx").addEventListener("click", () => exportAnswer("docx"));
+    $("compare-form").addEventListener("submit", runCompare);
+    $("compare-group-by").addEventListener("change", syncCompareForm);
+    $("compare-table").addEventListener("click", (e) => {
+      const t = e.target instanceof Element ? e.target.closest("[data-group]") : null;
+      if (t) openCompareCitation(t);
+    });
+    $("compare-export-md").addEventListener("click", () => exportResult(state.comparison, "md", $("compare-export-status")));
+    $("compare-export-docx").addEventListener("click", () => exportResult(state.comparison, "docx", $("compare-export-status")));
+    $("similar-form").addEventListener("submit", runSimilar);
+    $("similar-text").addEventListener("input", () => {
+      $("similar-count").textContent = $("similar-text").value.length + " / 5000字";
+    });
     $("search-form").addEventListener("submit", runSearch);
     $("documents-filter").addEventListener("input", renderDocuments);
     $("documents-owner").addEventListener("change", renderDocuments);

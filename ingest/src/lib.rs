@@ -29,5 +29,12 @@ pub use manifest::{DocumentMetadata, MANIFEST_FILE, Manifest, is_valid_id};
 pub use normalize::normalize_chars;
 pub use ooxml::OfficeError;
 
+/// Whether a line of normalised text is a heading as the chunker reads headings: a numbered or
+/// marked line (「第1章 …」, 「(1) 体制」, 「■ 方針」) or a Markdown `#` line.
+pub fn is_heading_line(line: &str) -> bool {
+    let line = line.trim();
+    structure::detect_heading(line).is_some() || structure::detect_markdown_heading(line).is_some()
+}
+
 /// The reader token that makes a document readable by everyone.
 pub const PUBLIC_READER: &str = "public";

@@ -75,6 +75,9 @@ pub fn extractive_answer(
     for (passage_index, passage) in passages.iter().enumerate() {
         let rank_discount = 1.0 / (1.0 + 0.15 * passage_index as f32);
         for (position, sentence) in sentences(&passage.chunk.text).enumerate() {
+            if is_heading_line(sentence, &passage.chunk.heading_path) {
+                continue;
+            }
             let score = coverage(&question_terms, &content_bigrams(sentence)) * rank_discount;
             if score > 0.0 {
                 candidates.push(Candidate {
@@ -93,6 +96,10 @@ pub fn extractive_answer(
         .filter(|candidate| seen.insert(candidate.text.to_owned()))
         .take(config.max_sentences)
         .collect();
+    if chosen.is_empty() {
+        // Every sentence that shares content with the question is a heading.
+        return not_found(passages, support);
+    }
     chosen.sort_by_key(|candidate| (candidate.passage, candidate.position));
     let text = chosen
         .iter()
@@ -114,6 +121,22 @@ pub fn extractive_answer(
         verification: None,
         warnings: Vec::new(),
     }
+}
+
+/// Whether a line of a passage is a heading (「(2) 伴走支援の内容」, 「# 概要」, or one of the
+/// passage's own headings however it is written): a heading names a topic, it does not answer
+/// a question about it.
+fn is_heading_line(line: &str, heading_path: &[String]) -> bool {
+    let squeezed = |text: &str| -> String {
+        text.trim_start_matches('#')
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    let bare = squeezed(line);
+    bare.is_empty()
+        || hikitsugi_ingest::is_heading_line(line)
+        || heading_path.iter().any(|heading| squeezed(heading) == bare)
 }
 
 /// Whether the question asks how much money something is (いくら, 金額, 何円, 予算額…). Documents
@@ -311,6 +334,29 @@ mod tests {
             "オンラインよろず相談は毎月実施した。[1]\nよろず相談はオンラインで市町村ごとに実施し、300回に達した。[2]"
         );
         assert!(!answer.text.contains("研修"));
+    }
+
+    #[test]
+    fn heading_lines_are_not_quoted_as_answers() {
+        let mut headed = passage(
+            "a.txt",
+            "(2) 市町村への「オンラインよろず相談」の実施\nオンラインよろず相談は毎月オンラインで実施した。",
+            0.9,
+        );
+        headed.chunk.heading_path = vec![
+            "3.業務の実施内容".to_owned(),
+            "(2)市町村への「オンラインよろず相談」の実施".to_owned(),
+        ];
+        let answer = extractive_answer(
+            "オンラインよろず相談はどのように実施されましたか",
+            vec![headed],
+            &CONFIG,
+        );
+        assert!(answer.found);
+        assert_eq!(
+            answer.text,
+            "オンラインよろず相談は毎月オンラインで実施した。[1]"
+        );
     }
 
     #[test]

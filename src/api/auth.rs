@@ -1,6 +1,12 @@
-//! Who is calling: an API key from `Authorization: Bearer <key>` or `X-API-Key: <key>`, looked
-//! up in the key ring, or else the web app's session cookie (see `session.rs`, which also
-//! checks the CSRF token of state-changing requests). Keys never reach the log; their labels do.
+//! Who is calling: a credential from `Authorization: Bearer …` or `X-API-Key: …`, or else the
+//! web app's session cookie (see `session.rs`, which also checks the CSRF token of
+//! state-changing requests). A credential shaped like a JWT (three base64url parts) is verified
+//! against the trusted issuers (`crate::identity`); any other is an API key, looked up in the
+//! key ring. A bad token and an unknown key get the same 401; why a token was refused goes to
+//! the log only. Keys and tokens never reach the log; key labels and user ids do.
+//!
+//! Once the caller is known, its rate limits are spent (`limits.rs`): every route that
+//! authenticates a caller is rate limited, and no other.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -10,7 +16,8 @@ use axum::http::{HeaderMap, HeaderName};
 use super::AppState;
 use super::error::ApiError;
 use super::session::SessionRejection;
-use crate::access::Principal;
+use crate::access::{Actor, Principal};
+use crate::identity::looks_like_jwt;
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -18,24 +25,36 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// request gets 401 whatever its body. Only this extractor makes principals for the API.
 pub struct Caller {
     pub principal: Principal,
-    /// The key's label, or the session's user: who gave feedback.
-    pub user: String,
+    /// Who acts: the API key, or the user a token or a portal sign-in named.
+    pub actor: Actor,
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (user, principal) = match presented_key(&parts.headers) {
+        let (actor, principal) = match presented_key(&parts.headers) {
+            Some(token) if looks_like_jwt(token) => match state.identity.verify(token) {
+                Ok(verified) => (verified.actor(), verified.principal),
+                Err(error) => {
+                    tracing::warn!(%error, "rejected a bearer token");
+                    return Err(ApiError::UnknownKey);
+                }
+            },
             Some(presented) => match state.keys.authenticate(presented) {
-                Some((label, principal)) => (label.to_owned(), principal.clone()),
+                Some((label, principal)) => (
+                    Actor::Key {
+                        label: label.to_owned(),
+                    },
+                    principal.clone(),
+                ),
                 None => {
                     tracing::warn!("rejected an unknown API key");
                     return Err(ApiError::UnknownKey);
                 }
             },
             None => match state.sessions.of_request(&parts.method, &parts.headers) {
-                Ok(Some(session)) => (session.user, session.principal),
+                Ok(Some(session)) => (session.actor, session.principal),
                 Ok(None) => return Err(ApiError::MissingKey),
                 Err(SessionRejection::NoSession) => return Err(ApiError::SessionExpired),
                 Err(SessionRejection::CsrfMismatch) => {
@@ -45,9 +64,13 @@ impl FromRequestParts<AppState> for Caller {
             },
         };
         let span = tracing::Span::current();
-        span.record("api_key", user.as_str());
+        span.record("api_key", actor.user_id());
+        if let Some(issuer) = actor.issuer() {
+            span.record("issuer", issuer);
+        }
         span.record("org", principal.org());
-        Ok(Self { principal, user })
+        state.rate_limits.check(&actor, principal.org())?;
+        Ok(Self { principal, actor })
     }
 }
 

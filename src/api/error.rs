@@ -38,6 +38,10 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("no query slot is free")]
     Overloaded,
+    #[error(
+        "the caller's or its organisation's rate limit is spent; retry in {retry_after_secs} s"
+    )]
+    RateLimited { retry_after_secs: u64 },
     #[error("the request took longer than the configured timeout")]
     Timeout,
     #[error("internal error: {source}")]
@@ -56,6 +60,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     PayloadTooLarge,
     Overloaded,
+    RateLimited,
     Timeout,
     Internal,
 }
@@ -86,6 +91,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,6 +108,7 @@ impl ApiError {
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::Overloaded => ErrorCode::Overloaded,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Timeout => ErrorCode::Timeout,
             Self::Internal { .. } => ErrorCode::Internal,
         }
@@ -132,6 +139,9 @@ impl ApiError {
                 format!("リクエストの本文が大きすぎます（上限 {limit_bytes} バイト）。")
             }
             Self::Overloaded => "混み合っています。しばらくしてから再度お試しください。".to_owned(),
+            Self::RateLimited { retry_after_secs } => format!(
+                "リクエストが多すぎます。{retry_after_secs} 秒ほど待ってから再度お試しください。"
+            ),
             Self::Timeout => "処理が時間内に終わりませんでした。しばらくしてから再度お試しください。".to_owned(),
             Self::Internal { .. } => {
                 "サーバー内部でエラーが発生しました。しばらくしてから再度お試しください。".to_owned()
@@ -198,6 +208,9 @@ impl IntoResponse for ApiError {
             }
             Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             Self::SessionExpired
             | Self::CsrfMismatch
@@ -279,6 +292,27 @@ mod tests {
         assert_eq!(
             body_of(ServiceError::NotFound.into()).await.0,
             StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_request_says_when_to_retry() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let (_, body) = body_of(ApiError::RateLimited {
+            retry_after_secs: 7,
+        })
+        .await;
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("7 秒")),
+            "{body}"
         );
     }
 

@@ -279,7 +279,11 @@ pub async fn give_feedback(
 ) -> Result<(StatusCode, Json<FeedbackCreated>), ApiError> {
     let stored = state
         .service
-        .give_feedback(&caller.principal, caller.user, request.into_feedback())
+        .give_feedback(
+            &caller.principal,
+            caller.actor.user_id(),
+            request.into_feedback(),
+        )
         .await?;
     tracing::info!(id = %stored.id, rating = ?stored.rating, "feedback stored");
     Ok((StatusCode::CREATED, Json(FeedbackCreated { id: stored.id })))

@@ -1,5 +1,5 @@
-//! The HTTP API: JSON over axum, authenticated by API key, every answer limited to what the
-//! caller's organisation may read.
+//! The HTTP API: JSON over axum, authenticated by API key or a trusted issuer's token, every
+//! answer limited to what the caller's organisation may read.
 //!
 //! [`router`] builds the whole application (routes, middleware, state) and is what both
 //! [`serve`] and the tests run; nothing here decides access, which is the
@@ -13,13 +13,16 @@
 //! 3. a default body limit of `server.max_json_bytes` (413 beyond it);
 //! 4. on every route but the upload: the request timeout `server.request_timeout_ms` (504);
 //!    a streamed answer gets the same deadline for its whole stream (see `stream.rs`);
-//! 5. on `/v1/search` and `/v1/ask`: at most `server.max_concurrent_queries` at once, shared by
-//!    both, and load shedding beyond that (503 at once rather than a queue); a query's slot is
+//! 5. on `/v1/search`, `/v1/ask`, `/v1/compare` and `/v1/similar`: at most
+//!    `server.max_concurrent_queries` at once, shared by all four, and load shedding beyond that (503 at once rather than a queue); a query's slot is
 //!    held until its response body has been sent, so a streamed answer counts for its whole life;
 //! 6. on the upload: the caller's role is checked before the body is read; at most
 //!    `server.max_concurrent_uploads` at once (503 beyond), each within
 //!    `server.upload_timeout_ms` (504, and nothing is stored), and a body limit of
-//!    `server.max_upload_bytes` instead of the JSON one.
+//!    `server.max_upload_bytes` instead of the JSON one; on `/v1/export`, a body limit of
+//!    2 MiB (a comparison with its citations outgrows the JSON limit);
+//! 7. in every handler that authenticates its caller (`auth.rs`): the caller's and its
+//!    organisation's rate limits (`[rate_limits]`, 429 with `Retry-After`).
 //!
 //! Serving locally, e.g. from a test or the CLI:
 //!
@@ -35,12 +38,14 @@ mod auth;
 mod error;
 mod extract;
 mod handlers;
+mod limits;
 mod observe;
 mod openapi;
 mod session;
 mod stream;
 mod web;
 pub mod wire;
+mod workbench;
 
 pub use openapi::openapi;
 
@@ -60,6 +65,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::access::KeyRing;
+use crate::identity::{UsedAssertions, Verifier};
 use crate::service::Service;
 
 /// What every handler can reach; cheap to clone.
@@ -67,6 +73,11 @@ use crate::service::Service;
 struct AppState {
     service: Service,
     keys: Arc<KeyRing>,
+    /// The trusted issuers, for bearer tokens and portal sign-ins.
+    identity: Arc<Verifier>,
+    /// The `jti` of every portal sign-in, so each opens one session.
+    used_assertions: Arc<UsedAssertions>,
+    rate_limits: Arc<limits::RateLimits>,
     openapi: Arc<utoipa::openapi::OpenApi>,
     metrics: PrometheusHandle,
     /// Slots for searches and answers (`server.max_concurrent_queries`).
@@ -84,6 +95,9 @@ pub fn router(service: Service) -> Router {
     let server = service.config.server.clone();
     let state = AppState {
         keys: Arc::new(key_ring(&service.config)),
+        identity: Arc::new(Verifier::new(&service.config)),
+        used_assertions: Arc::new(UsedAssertions::default()),
+        rate_limits: Arc::new(limits::RateLimits::new(&service.config.rate_limits)),
         openapi: Arc::new(openapi()),
         metrics: observe::metrics_handle(),
         queries: Arc::new(Semaphore::new(server.max_concurrent_queries)),
@@ -109,11 +123,18 @@ pub fn router(service: Service) -> Router {
     let queries = Router::new()
         .route("/v1/search", post(handlers::search))
         .route("/v1/ask", post(handlers::ask))
+        .route("/v1/compare", post(workbench::compare))
+        .route("/v1/similar", post(workbench::similar))
         .route_layer(admission);
     let timed = Router::new()
         .merge(queries)
         .route("/v1/documents", get(handlers::list_documents))
         .route("/v1/passages", get(handlers::passages))
+        .route("/v1/facets", get(workbench::facets))
+        .route(
+            "/v1/export",
+            post(workbench::export).layer(DefaultBodyLimit::max(workbench::MAX_EXPORT_BYTES)),
+        )
         .route(
             "/v1/feedback",
             get(handlers::list_feedback).post(handlers::give_feedback),
@@ -127,6 +148,7 @@ pub fn router(service: Service) -> Router {
         .route("/app.js", get(web::script))
         .route("/app.css", get(web::style))
         .route("/auth/session", get(web::current).post(web::sign_in))
+        .route("/auth/assertion", post(web::sign_in_with_assertion))
         .route("/auth/logout", post(web::sign_out))
         .route_layer(timeout);
 

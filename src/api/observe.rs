@@ -37,7 +37,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// The span of one request: its id (from `x-request-id`, set before this runs) and, once
-/// authenticated, the API key's label and organisation. No headers, bodies or query text.
+/// authenticated, the API key's label (or a token's user id), the token's issuer and the
+/// organisation. No headers, bodies or query text.
 pub fn request_span(request: &Request) -> Span {
     let request_id = request
         .headers()
@@ -50,6 +51,7 @@ pub fn request_span(request: &Request) -> Span {
         path = %request.uri().path(),
         request_id,
         api_key = tracing::field::Empty,
+        issuer = tracing::field::Empty,
         org = tracing::field::Empty,
     )
 }

@@ -8,8 +8,11 @@
 //!   `X-CSRF-Token` (`POST`, `PUT`, `PATCH`, `DELETE`; compared in constant time). The sign-in
 //!   itself only takes a JSON body (a cross-site form cannot send one) and, when the browser
 //!   names an `Origin`, only this service's own.
-//! - A session holds a [`Principal`] whatever made it: an API key today, a portal's signed user
-//!   assertion later (the assertion is verified, then a session is made the same way).
+//! - `POST /auth/assertion` (a form field `assertion`: a trusted issuer's JWT with a `jti`,
+//!   posted by a portal page from one of the issuer's `sign_in_origins`) verifies the token,
+//!   accepts its `jti` once, sets the same cookie and redirects (303) to `/`; see `web.rs`.
+//! - A session holds a [`Principal`] and its [`Actor`] whatever made it: an API key or a
+//!   portal's signed user assertion.
 //! - Sessions live in memory, by the SHA-256 of their id (a memory dump reveals no cookie), until
 //!   they expire (`server.session_ttl_minutes`) or the user signs out; a restart signs everyone
 //!   out. At most [`MAX_SESSIONS`] live at once; the oldest go first.
@@ -24,7 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::access::{Principal, Role};
+use crate::access::{Actor, Principal, Role};
 
 pub const COOKIE_NAME: &str = "hikitsugi_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -34,8 +37,8 @@ const MAX_SESSIONS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Session {
     pub principal: Principal,
-    /// Who signed in: the API key's label (or, later, a portal user's id).
-    pub user: String,
+    /// Who signed in: an API key, or a user a trusted issuer vouched for.
+    pub actor: Actor,
     pub csrf_token: String,
     pub expires_at: u64,
 }
@@ -60,7 +63,7 @@ impl Session {
             org: self.principal.org().to_owned(),
             org_name,
             role: self.principal.role(),
-            user: self.user.clone(),
+            user: self.actor.user_id(),
             groups: self.principal.groups().to_vec(),
             expires_at: self.expires_at,
             csrf_token: self.csrf_token.clone(),
@@ -125,11 +128,11 @@ impl Sessions {
     }
 
     /// A new session for `principal`; returns its id (the cookie's value) and the session.
-    pub fn create(&self, principal: Principal, user: String) -> (String, Session) {
+    pub fn create(&self, principal: Principal, actor: Actor) -> (String, Session) {
         let id = random_token();
         let session = Session {
             principal,
-            user,
+            actor,
             csrf_token: random_token(),
             expires_at: now() + self.ttl.as_secs(),
         };
@@ -268,7 +271,12 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_cookie_and_state_changes_need_its_csrf_token() {
         let sessions = Sessions::new(Duration::from_secs(60));
-        let (id, session) = sessions.create(principal(), "demo-hyogo".into());
+        let (id, session) = sessions.create(
+            principal(),
+            Actor::Key {
+                label: "demo-hyogo".into(),
+            },
+        );
         let cookie = format!("other=1; {COOKIE_NAME}={id}");
         let get = sessions
             .of_request(&Method::GET, &headers(&[("cookie", &cookie)]))
@@ -327,7 +335,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_refused() {
         let sessions = Sessions::new(Duration::ZERO);
-        let (id, _) = sessions.create(principal(), "x".into());
+        let (id, _) = sessions.create(principal(), Actor::Key { label: "x".into() });
         let cookie = format!("{COOKIE_NAME}={id}");
         assert_eq!(
             sessions

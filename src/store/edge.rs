@@ -723,6 +723,7 @@ fn search_filter(scope: &Scope, query: &HybridQuery) -> Result<Option<Filter>> {
         ("owner", &filters.owner),
         ("kind", &filters.kind),
         ("doc_id", &filters.doc_id),
+        ("heading_path", &filters.section),
     ] {
         if let Some(value) = value {
             filter = with_must(filter, match_keyword(field, value)?);

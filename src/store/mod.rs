@@ -91,6 +91,10 @@ pub struct SearchFilters {
     pub owner: Option<String>,
     pub kind: Option<String>,
     pub doc_id: Option<String>,
+    /// Chunks whose heading path contains this heading. Stores match any element of the path
+    /// (neither backend filters on a position in an array); the retriever keeps those where it
+    /// is the first, i.e. the chunk lies in that top-level section.
+    pub section: Option<String>,
 }
 
 /// A hybrid query: each present vector becomes one prefetch (each carrying the scope filter),

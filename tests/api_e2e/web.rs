@@ -14,7 +14,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use super::{HYOGO_KEY, PUBLIC_KEY, WAKAYAMA_KEY, WAKAYAMA_QUESTION, base_url};
+use super::{DOC_000, HYOGO_KEY, PUBLIC_KEY, WAKAYAMA_KEY, WAKAYAMA_QUESTION, base_url};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -634,6 +634,191 @@ async fn the_web_app_in_a_real_browser() {
         true
     );
     phone.shot("13-phone-width").await;
+}
+
+/// The coordinator's workbench: a section comparison as a table whose citations open the
+/// viewer, exports, similar cases for a draft, and facet counts on the search filters.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workbench_in_a_real_browser() {
+    base_url();
+    let browser = browser(1280, 900).await;
+    browser.signed_in_as(PUBLIC_KEY, "一般利用者").await;
+
+    browser
+        .find("#nav-compare")
+        .await
+        .click()
+        .await
+        .expect("the compare view");
+    browser
+        .until(
+            "the documents to compare",
+            &format!(
+                "return !!document.querySelector(\"#compare-doc option[value='{DOC_000}']\");"
+            ),
+        )
+        .await;
+    browser
+        .script(&format!(
+            "const g = document.getElementById('compare-group-by'); g.value = 'section'; g.dispatchEvent(new Event('change'));
+             document.getElementById('compare-doc').value = '{DOC_000}';"
+        ))
+        .await;
+    assert!(browser.visible("#compare-doc").await);
+    browser
+        .find("#compare-question")
+        .await
+        .send_keys("各道府県が希望する伴走支援の内容は")
+        .await
+        .expect("type the question");
+    browser
+        .find("#compare-submit")
+        .await
+        .click()
+        .await
+        .expect("compare");
+    browser
+        .until(
+            "the comparison",
+            "return document.querySelectorAll('#compare-table tbody tr').length >= 5;",
+        )
+        .await;
+    let labels = browser.texts("#compare-table tbody th.group-label").await;
+    for prefecture in ["北海道", "山梨県", "京都府", "宮崎県", "沖縄県"] {
+        assert!(
+            labels.iter().any(|l| l == prefecture),
+            "{prefecture} in {labels:?}"
+        );
+    }
+    browser.shot("20-compare-sections").await;
+
+    // A group's citation opens the viewer on that group's passage.
+    let first_citation = "#compare-table tbody tr.found .group-citations .cite-open";
+    let cited_heading = browser
+        .script(&format!(
+            "return document.querySelector({first_citation:?}).closest('tr').dataset.key;"
+        ))
+        .await;
+    browser
+        .find(first_citation)
+        .await
+        .click()
+        .await
+        .expect("open the citation");
+    browser
+        .until(
+            "the viewer",
+            "return document.getElementById('viewer').open;",
+        )
+        .await;
+    let heading = browser.text("#viewer-heading").await;
+    assert!(
+        heading.starts_with(cited_heading.as_str().expect("a key")),
+        "{heading} under {cited_heading}"
+    );
+    browser.shot("21-compare-citation").await;
+    browser
+        .find("#viewer-close")
+        .await
+        .click()
+        .await
+        .expect("close");
+
+    for (button, saved) in [
+        ("#compare-export-md", "Markdownファイルを保存しました"),
+        ("#compare-export-docx", "Wordファイルを保存しました"),
+    ] {
+        browser.find(button).await.click().await.expect("export");
+        browser
+            .until(
+                "the export",
+                &format!("return document.getElementById('compare-export-status').textContent.startsWith({saved:?});"),
+            )
+            .await;
+    }
+
+    // Similar cases: passages like a draft, with the terms they share.
+    browser
+        .find("#nav-similar")
+        .await
+        .click()
+        .await
+        .expect("the similar view");
+    browser
+        .find("#similar-text")
+        .await
+        .send_keys("市町村職員のデジタル人材育成のため、研修と専門人材の派遣を組み合わせて伴走支援を行う。")
+        .await
+        .expect("type the draft");
+    browser
+        .find("#similar-submit")
+        .await
+        .click()
+        .await
+        .expect("search");
+    browser
+        .until(
+            "similar cases",
+            "return document.querySelectorAll('#similar-results li .term').length > 0;",
+        )
+        .await;
+    browser.shot("22-similar-cases").await;
+
+    // The search filters count what the caller may read.
+    browser
+        .find("#nav-search")
+        .await
+        .click()
+        .await
+        .expect("the search view");
+    browser
+        .until(
+            "facet counts",
+            "return Array.from(document.querySelectorAll('#search-owner option')).some(o => o.textContent === '総務省（2件）');",
+        )
+        .await;
+    let owners = browser.texts("#search-owner option").await;
+    assert_eq!(
+        owners,
+        ["すべて", "総務省（2件）"],
+        "only what the public key may read"
+    );
+    browser.shot("23-search-facets").await;
+    browser.sign_out().await;
+
+    let phone = browser_at_phone_width().await;
+    phone.signed_in_as(HYOGO_KEY, "兵庫県").await;
+    phone
+        .find("#nav-compare")
+        .await
+        .click()
+        .await
+        .expect("the compare view");
+    phone
+        .find("#compare-question")
+        .await
+        .send_keys("市町のDX推進体制")
+        .await
+        .expect("type the question");
+    phone
+        .find("#compare-submit")
+        .await
+        .click()
+        .await
+        .expect("compare");
+    phone
+        .until(
+            "the comparison by organisation",
+            "return document.querySelectorAll('#compare-table tbody tr').length === 2;",
+        )
+        .await;
+    assert_eq!(
+        phone
+            .script("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await,
+        true
+    );
+    phone.shot("24-compare-phone").await;
 }
 
 async fn browser_at_phone_width() -> Browser {

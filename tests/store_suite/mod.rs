@@ -430,12 +430,42 @@ pub fn search_filters_narrow_within_scope<S: StoreAdmin>(
         owner: Some("org-a".to_owned()),
         kind: Some("guide".to_owned()),
         doc_id: Some("a-g".to_owned()),
+        section: None,
     };
     assert_eq!(
         search(&principal("org-b", &["grp-x"]), all_three.clone()),
         set(&["a-g"])
     );
     assert_eq!(search(&principal("org-b", &[]), all_three), set(&[]));
+
+    let mut sectioned = fixture.document(meta("sections", "v1", "org-b", &[PUBLIC], 1), 3);
+    sectioned.1[0].heading_path = vec!["北海道".to_owned()];
+    sectioned.1[1].heading_path = vec!["山梨県".to_owned(), "体制".to_owned()];
+    sectioned.1[2].heading_path = vec!["京都府".to_owned(), "北海道".to_owned()];
+    put(&store, &sectioned);
+    let in_section = |section: &str| {
+        let mut query = query_for(&sectioned.1[0], 50);
+        query.filters = SearchFilters {
+            doc_id: Some("sections".to_owned()),
+            section: Some(section.to_owned()),
+            ..SearchFilters::default()
+        };
+        let mut ordinals: Vec<u32> = store
+            .search(&principal("org-c", &[]), &query)
+            .expect("search")
+            .iter()
+            .map(|found| found.chunk.ordinal)
+            .collect();
+        ordinals.sort_unstable();
+        ordinals
+    };
+    assert_eq!(in_section("山梨県"), vec![1]);
+    assert_eq!(
+        in_section("北海道"),
+        vec![0, 2],
+        "a heading anywhere in the path matches in the store"
+    );
+    assert_eq!(in_section("沖縄県"), Vec::<u32>::new());
 }
 
 /// After a replace only the new version's chunks exist: in search, listings and versions.

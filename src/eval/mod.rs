@@ -1,5 +1,9 @@
 //! Retrieval and answer quality on a question set (format and metrics of `shared/eval/README.md`).
 
+mod compare;
+
+pub use compare::{CompareOutcome, CompareQuestion, CompareReport, evaluate_compare};
+
 use std::path::Path;
 use std::time::Instant;
 

@@ -2,6 +2,13 @@
 //! format changes only on purpose. Requests reject unknown fields: a misspelt `top_k` is an
 //! error, not a silently ignored default.
 
+mod workbench;
+
+pub use workbench::{
+    CompareGroup, CompareRequest, CompareResponse, ExportFormat, ExportQuery, ExportRequest, Facet,
+    FacetsResponse, SimilarPassage, SimilarRequest, SimilarResponse,
+};
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -73,6 +80,7 @@ impl From<Filters> for PassageFilters {
                 owner: filters.owner,
                 kind: filters.kind,
                 doc_id: filters.doc_id,
+                section: None,
             },
             dates: DateRange {
                 from: filters.date_from,
@@ -119,9 +127,14 @@ pub struct Passage {
 
 impl Passage {
     fn new(scored: ScoredChunk, query: &str, names: &Names) -> Self {
+        let terms = matched_terms(query, &scored.chunk.text);
+        Self::with_terms(scored, terms, names)
+    }
+
+    fn with_terms(scored: ScoredChunk, matched_terms: Vec<String>, names: &Names) -> Self {
         let chunk = scored.chunk;
         Self {
-            matched_terms: matched_terms(query, &chunk.text),
+            matched_terms,
             owner_name: names.organisation(&chunk.document.owner),
             doc_id: chunk.document.doc_id,
             version: chunk.document.version,
