@@ -48,7 +48,7 @@ quantile() { awk -v q="$2" '{ v[NR] = $1 } END { i = int((NR - 1) * q + 0.5) + 1
 for name in ask compare; do
   echo "$name: p50 $(quantile "$work/$name" 0.5) ms, p95 $(quantile "$work/$name" 0.95) ms ($rounds requests)"
 done
-echo "compare has $groups groups"
+echo "compare has $groups groups (section grouping of the application file)"
 awk -v a="$(quantile "$work/ask" 0.5)" -v c="$(quantile "$work/compare" 0.5)" \
   -v a95="$(quantile "$work/ask" 0.95)" -v c95="$(quantile "$work/compare" 0.95)" \
   'BEGIN { printf "compare / ask: p50 %.2f, p95 %.2f (goal <= 2)\n", c / a, c95 / a95 }'
