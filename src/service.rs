@@ -101,6 +101,9 @@ const MAX_FEEDBACK_COMMENT_CHARS: usize = 2_000;
 const MAX_FEEDBACK_CITATIONS: usize = 50;
 /// Passages per compared group unless the request says otherwise.
 pub const DEFAULT_PER_GROUP: usize = 3;
+/// Most documents whose sections one comparison reads: sections are found by reading every
+/// chunk of each document, and sections of many documents are rarely one comparison.
+const MAX_SECTION_DOCUMENTS: usize = 3;
 /// Longest draft that `similar` reads, in characters.
 pub const MAX_DRAFT_CHARS: usize = 5_000;
 /// Candidates drawn per similar passage returned, for diversification to choose from.
@@ -239,6 +242,11 @@ impl Service {
                     .into_iter()
                     .filter(|document| base.admits_document(document))
                     .collect();
+                if group_by == GroupBy::Section && documents.len() > MAX_SECTION_DOCUMENTS {
+                    return Err(ServiceError::InvalidRequest(format!(
+                        "章ごとの比較は、filters で資料を{MAX_SECTION_DOCUMENTS}件以内に絞ってください（doc_id の指定をおすすめします）。"
+                    )));
+                }
                 let mut sections = Vec::new();
                 if group_by == GroupBy::Section {
                     for document in &documents {
