@@ -336,9 +336,8 @@ impl Service {
         })
     }
 
-    /// Passages of other documents most like `draft`, diversified and at most `per_document`
-    /// from one document; without the principal's own organisation's documents when
-    /// `exclude_own` (see [`crate::similar`]).
+    /// Passages most like `draft`, diversified and at most two from one document; without the
+    /// principal's own organisation's documents when `exclude_own` (see [`crate::similar`]).
     pub async fn similar(
         &self,
         principal: &Principal,
