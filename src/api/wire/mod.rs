@@ -540,8 +540,9 @@ impl DocumentsResponse {
 /// `POST /v1/documents`, as `multipart/form-data`.
 #[derive(Debug, ToSchema)]
 pub struct UploadForm {
-    /// The document, with its file name (`.txt`, `.text`, `.md`, `.markdown` or `.pdf`). Its id
-    /// becomes `uploads/<organisation>/<file name>`; uploading the same name again replaces it.
+    /// The document, with its file name (`.txt`, `.md`, `.pdf`, `.docx`, `.xlsx`, `.pptx`,
+    /// `.html`…: see the README's formats). Its id becomes `uploads/<organisation>/<file name>`;
+    /// uploading the same name again replaces it.
     #[schema(value_type = String, format = Binary)]
     pub file: UploadedFile,
     /// JSON; every field optional. The owner is always the uploader's organisation.
