@@ -19,7 +19,8 @@ use crate::index::{
     ingest_sources, load_manifest, parse_source,
 };
 use crate::migrate::StoreLocation;
-use crate::service::{CompareRequest, Service};
+use crate::service::{CompareRequest, Service, SimilarRequest};
+use crate::similar::SimilarGroupBy;
 use crate::store::{EdgeStore, QdrantOptions, QdrantStore, SearchFilters, StoreAdmin};
 
 #[derive(Debug, Parser)]
@@ -100,6 +101,9 @@ enum Command {
         kind: Option<String>,
         #[arg(long)]
         per_group: Option<usize>,
+        /// Add what the groups have in common and where they differ (needs `[llm]`).
+        #[arg(long)]
+        synthesis: bool,
         #[arg(long)]
         json: bool,
     },
@@ -109,11 +113,18 @@ enum Command {
         file: PathBuf,
         #[arg(long)]
         org: String,
+        /// How many passages, or with `--group-by` how many groups.
         #[arg(long)]
         top_k: Option<usize>,
         /// Leave out the organisation's own documents.
         #[arg(long)]
         exclude_own: bool,
+        /// owner or document: the passages grouped, each group with its best passages.
+        #[arg(long)]
+        group_by: Option<SimilarGroupBy>,
+        /// Passages per group, with `--group-by`.
+        #[arg(long, requires = "group_by")]
+        per_group: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -143,6 +154,31 @@ enum Command {
     Feedback {
         #[command(subcommand)]
         action: FeedbackAction,
+    },
+    /// The audit trail (who asked what, and which documents answered), newest first, from the
+    /// metadata database (`metadata.url`, else the data directory's SQLite file).
+    Audit {
+        /// From this date (`2025-04-01`, UTC) or RFC 3339 time on.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        /// One actor: an API key's label or `<issuer>:<subject>`.
+        #[arg(long)]
+        user: Option<String>,
+        /// Records that returned or cited this document (its id).
+        #[arg(long)]
+        doc: Option<String>,
+        /// Records of this exact question, compared as `audit.questions` keeps questions (with
+        /// `hmac`, its HMAC under `audit.hmac_key`).
+        #[arg(long)]
+        question: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// The same JSON as `GET /v1/audit`.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the SHA-256 of an API key, for the configuration. Without KEY, the key is read
     /// from standard input (so that it stays out of the shell history).
@@ -278,6 +314,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             owner,
             kind,
             per_group,
+            synthesis,
             json,
         } => {
             let config = load_config(None)?;
@@ -295,6 +332,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     section: None,
                 }
                 .into(),
+                synthesis: *synthesis,
             };
             let compared = runtime()?.block_on(service.compare(principal.scope(), request))?;
             let names = crate::api::wire::Names::from_config(&service.config);
@@ -302,6 +340,20 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if *json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
+                if let Some(synthesis) = &response.synthesis {
+                    println!("■ 共通点と相違点");
+                    if synthesis.found {
+                        println!("{}", synthesis.text);
+                    }
+                    for warning in &synthesis.warnings {
+                        println!("※ {warning}");
+                    }
+                    for cited in &synthesis.citations {
+                        print!("（{}） ", cited.group);
+                        print_citation(&cited.citation);
+                    }
+                    println!();
+                }
                 for group in &response.groups {
                     println!("■ {}（{}）", group.label, group.key);
                     println!("{}", group.answer);
@@ -317,6 +369,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             org,
             top_k,
             exclude_own,
+            group_by,
+            per_group,
             json,
         } => {
             let draft = if file.as_os_str() == "-" {
@@ -329,14 +383,20 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let config = load_config(None)?;
             let principal = reader(&config, org)?;
             let (service, _) = open(config)?;
-            let found =
-                runtime()?.block_on(service.similar(&principal, &draft, *top_k, *exclude_own))?;
+            let request = SimilarRequest {
+                text: draft,
+                top_k: *top_k,
+                exclude_own: *exclude_own,
+                group_by: *group_by,
+                per_group: *per_group,
+            };
+            let found = runtime()?.block_on(service.similar(&principal, request))?;
             let names = crate::api::wire::Names::from_config(&service.config);
             let response = crate::api::wire::SimilarResponse::new(found, &names);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
-                for found in &response.passages {
+                let print_passage = |found: &crate::api::wire::SimilarPassage| {
                     let passage = &found.passage;
                     println!(
                         "{}（{}） {}\n  共通する語: {}\n  {}\n",
@@ -346,6 +406,11 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         passage.matched_terms.join("、"),
                         passage.text.chars().take(120).collect::<String>()
                     );
+                };
+                response.passages.iter().for_each(print_passage);
+                for group in response.groups.iter().flatten() {
+                    println!("■ {}（{}）", group.label, group.key);
+                    group.passages.iter().for_each(print_passage);
                 }
             }
         }
@@ -411,7 +476,10 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             action: FeedbackAction::Export { org, output },
         } => {
             let config = load_config(None)?;
-            let metadata = crate::metadata::MetadataStore::open(&config.storage.data_dir)?;
+            let metadata = crate::metadata::MetadataStore::open_configured(
+                &config.metadata,
+                &config.storage.data_dir,
+            )?;
             let lines = metadata
                 .feedback_of(org, true)?
                 .into_iter()
@@ -445,6 +513,45 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
             eprintln!("{} questions exported for review", lines.len());
+        }
+        Command::Audit {
+            since,
+            org,
+            user,
+            doc,
+            question,
+            limit,
+            json,
+        } => {
+            let config = load_config(None)?;
+            let since_ms = match since {
+                Some(since) => Some(crate::audit::parse_since(since).with_context(|| {
+                    format!("--since {since:?}: give a date (2025-04-01) or an RFC 3339 time")
+                })?),
+                None => None,
+            };
+            let metadata = std::sync::Arc::new(crate::metadata::MetadataStore::open_configured(
+                &config.metadata,
+                &config.storage.data_dir,
+            )?);
+            let trail = crate::audit::AuditTrail::new(metadata, &config.audit);
+            let question = match question {
+                Some(question) => Some(trail.kept_question(question).context(
+                    "audit.questions is \"none\": no question is recorded to compare with",
+                )?),
+                None => None,
+            };
+            let filter = crate::metadata::AuditFilter {
+                org: org.clone(),
+                actor: user.clone(),
+                doc_id: doc.clone(),
+                operation: None,
+                since_ms,
+                question,
+                limit: *limit,
+            };
+            let records = trail.records(&filter)?;
+            print_audit(records, *json)?;
         }
         Command::HashKey { key } => {
             let key = match key {
@@ -503,6 +610,52 @@ fn print_citation(citation: &crate::api::wire::Citation) {
         citation.title,
         citation.heading_path.join(" > ")
     );
+}
+
+/// Audit records as `GET /v1/audit` returns them (`json`), or one line each: time, organisation,
+/// actor, operation, status, latency, answer, documents (`*` when cited) and question.
+fn print_audit(records: Vec<crate::metadata::AuditRecord>, json: bool) -> anyhow::Result<()> {
+    let entries: Vec<crate::api::wire::AuditEntry> = records.into_iter().map(Into::into).collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list = crate::api::wire::AuditList { records: entries };
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        return Ok(());
+    }
+    for entry in &entries {
+        let answer = match (&entry.mode, entry.found) {
+            (Some(mode), Some(found)) => {
+                format!(" {mode} {}", if found { "found" } else { "not-found" })
+            }
+            _ => String::new(),
+        };
+        let documents = entry
+            .documents
+            .iter()
+            .map(|document| {
+                format!(
+                    "{}@{}{}",
+                    document.doc_id,
+                    document.version.as_deref().unwrap_or("-"),
+                    if document.cited { "*" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        writeln!(
+            out,
+            "{}  {}  {}  {}  {}  {} ms{answer}  [{documents}]  {}",
+            entry.at,
+            entry.org,
+            entry.actor,
+            entry.operation.as_str(),
+            entry.status,
+            entry.latency_ms,
+            entry.question.as_deref().unwrap_or("-"),
+        )?;
+    }
+    eprintln!("{} audit records", entries.len());
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

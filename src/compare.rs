@@ -5,16 +5,17 @@
 //! global top-k list: a group with little text still gets its best passages, and a group with
 //! nothing to say says so instead of borrowing another group's text.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::answer::Answer;
+use crate::generate::Synthesis;
 use crate::retrieve::PassageFilters;
-use crate::store::DocumentMeta;
+use crate::store::{DocumentMeta, StoredChunk};
 
 /// Most groups one comparison answers; more must be narrowed with filters or named groups.
 pub const MAX_GROUPS: usize = 20;
@@ -71,6 +72,79 @@ pub struct Comparison {
     pub question: String,
     pub group_by: GroupBy,
     pub groups: Vec<GroupAnswer>,
+    /// What the groups have in common and where they differ, when asked for.
+    pub synthesis: Option<Synthesis>,
+}
+
+/// The top-level sections of a document: the distinct first headings of its chunks, in
+/// document order.
+pub fn document_sections(chunks: &[StoredChunk]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    chunks
+        .iter()
+        .filter_map(|chunk| chunk.heading_path.first())
+        .filter(|heading| seen.insert(heading.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The sections of recently compared documents, by doc id and version, so that a section
+/// comparison does not read every chunk of its documents on every request. A new version of
+/// a document is a new key: nothing needs invalidating, and the oldest entries leave first
+/// once the cache holds [`SectionCache::CAPACITY`] documents.
+#[derive(Debug, Default)]
+pub struct SectionCache {
+    entries: Mutex<CachedSections>,
+}
+
+#[derive(Debug, Default)]
+struct CachedSections {
+    sections: HashMap<(String, String), Arc<[String]>>,
+    /// Keys in the order they were added, oldest first.
+    order: VecDeque<(String, String)>,
+}
+
+impl SectionCache {
+    /// Most documents whose sections are kept.
+    pub const CAPACITY: usize = 256;
+
+    /// The sections of `document`, from the cache or else from `load` (which reads them from
+    /// the store; its error is returned and nothing is cached).
+    pub fn sections<E>(
+        &self,
+        document: &DocumentMeta,
+        load: impl FnOnce() -> Result<Vec<String>, E>,
+    ) -> Result<Arc<[String]>, E> {
+        let key = (document.doc_id.clone(), document.version.clone());
+        if let Some(sections) = self.lock().sections.get(&key) {
+            return Ok(sections.clone());
+        }
+        // Loaded outside the lock: two requests may both read a document once, which is
+        // cheaper than making every other comparison wait for the read.
+        let sections: Arc<[String]> = load()?.into();
+        let mut cached = self.lock();
+        if cached
+            .sections
+            .insert(key.clone(), sections.clone())
+            .is_none()
+        {
+            cached.order.push_back(key);
+            while cached.order.len() > Self::CAPACITY {
+                if let Some(oldest) = cached.order.pop_front() {
+                    cached.sections.remove(&oldest);
+                }
+            }
+        }
+        Ok(sections)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedSections> {
+        // The map stays consistent whatever a panicking holder was doing: each change is
+        // one insert or remove.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The groups of `documents` (already limited to the caller's scope and the base filters),
@@ -300,6 +374,54 @@ mod tests {
         let filters = found[1].filters.as_ref().expect("inside the base filters");
         assert_eq!(filters.store.doc_id.as_deref(), Some("000.txt"));
         assert_eq!(filters.store.section.as_deref(), Some("別添 3-1 (北海道)"));
+    }
+
+    #[test]
+    fn sections_are_read_once_per_document_version() {
+        let cache = SectionCache::default();
+        let reads = std::cell::Cell::new(0);
+        let load = || {
+            reads.set(reads.get() + 1);
+            Ok::<_, ()>(vec!["別添 3-1 (北海道)".to_owned()])
+        };
+        let first = document("000.txt", "soumu", "A");
+        assert_eq!(
+            &*cache.sections(&first, load).unwrap(),
+            ["別添 3-1 (北海道)"]
+        );
+        assert_eq!(
+            &*cache.sections(&first, load).unwrap(),
+            ["別添 3-1 (北海道)"]
+        );
+        assert_eq!(reads.get(), 1);
+        let replaced = DocumentMeta {
+            version: "v2".to_owned(),
+            ..first.clone()
+        };
+        cache.sections(&replaced, load).unwrap();
+        assert_eq!(reads.get(), 2, "a new version is read again");
+        assert!(cache.sections(&first, || Err(())).is_ok());
+        let unreadable = document("001.txt", "soumu", "B");
+        assert!(cache.sections(&unreadable, || Err(())).is_err());
+        assert!(
+            cache.sections(&unreadable, load).is_ok(),
+            "an error is not cached"
+        );
+    }
+
+    #[test]
+    fn the_section_cache_forgets_the_oldest_documents() {
+        let cache = SectionCache::default();
+        let load = || Ok::<_, ()>(Vec::new());
+        for index in 0..=SectionCache::CAPACITY {
+            cache
+                .sections(&document(&format!("{index}.txt"), "soumu", "A"), load)
+                .unwrap();
+        }
+        let oldest = document("0.txt", "soumu", "A");
+        assert!(cache.sections(&oldest, || Err(())).is_err(), "evicted");
+        let newest = document(&format!("{}.txt", SectionCache::CAPACITY), "soumu", "A");
+        assert!(cache.sections(&newest, || Err(())).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::convert::{self, ConvertError};
 use crate::embed::{EmbedError, Encoders};
 use crate::store::{ChunkRecord, DocumentHead, DocumentMeta, StoreAdmin, StoreError, StoreWrite};
 
@@ -35,6 +36,8 @@ pub enum IndexError {
     Manifest(#[from] hikitsugi_ingest::ManifestError),
     #[error(transparent)]
     Ingest(#[from] hikitsugi_ingest::IngestError),
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
     #[error("{doc_id}: the manifest gives it no owner; add [defaults] owner or an entry for it")]
     NoOwner { doc_id: String },
     #[error(transparent)]
@@ -102,15 +105,29 @@ pub fn parse_source(source: Source, options: &ChunkOptions) -> Result<ParsedDocu
     let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
         doc_id: source.doc_id.clone(),
     })?;
-    let format = Format::from_path(&source.format_hint)?;
     let bytes = source.bytes.read()?;
-    Ok(parse_document_as(
-        &source.doc_id,
-        format,
-        &bytes,
-        metadata,
-        options,
-    )?)
+    parse_bytes(&source.doc_id, &source.format_hint, &bytes, metadata, options)
+}
+
+/// How long LibreOffice may take to convert one legacy office file.
+const CONVERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Parses the bytes of a file whose type `format_hint` (a file name) gives; legacy office files
+/// (.doc, .xls, .ppt, .rtf, .odt, .ods, .odp) are converted with LibreOffice first.
+pub fn parse_bytes(
+    doc_id: &str,
+    format_hint: &str,
+    bytes: &[u8],
+    metadata: DocumentMetadata,
+    options: &ChunkOptions,
+) -> Result<ParsedDocument, IndexError> {
+    if let Some(legacy) = convert::legacy_format(format_hint) {
+        let converted = convert::convert(legacy, doc_id, bytes, CONVERT_TIMEOUT)?;
+        let format = Format::from_path(&format!("converted.{}", legacy.target))?;
+        return Ok(parse_document_as(doc_id, format, &converted, metadata, options)?);
+    }
+    let format = Format::from_path(format_hint)?;
+    Ok(parse_document_as(doc_id, format, bytes, metadata, options)?)
 }
 
 /// Reads the manifest of a corpus folder (`dir/hikitsugi.toml` unless `manifest_path` is given).
@@ -330,8 +347,7 @@ fn prepare(
     }) {
         return Ok(Prepared::Unchanged);
     }
-    let format = Format::from_path(&source.format_hint)?;
-    let document = parse_document_as(&doc_id, format, &bytes, metadata, options)?;
+    let document = parse_bytes(&doc_id, &source.format_hint, &bytes, metadata, options)?;
     Ok(Prepared::Parsed {
         document: Box::new(document),
         version,

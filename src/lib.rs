@@ -7,14 +7,17 @@
 //! [`answer`] builds cited answers, [`generate`] has a language model write them and verifies
 //! their citations; [`compare`] answers one question per group, [`similar`] finds passages
 //! like a draft, [`facets`] counts what a scope holds, [`export`] writes answers as Markdown
-//! and DOCX; [`service`] runs these for the [`api`] and the CLI.
+//! and DOCX; [`service`] runs these for the [`api`] and the CLI, and [`audit`] records who
+//! asked what in the [`metadata`] database.
 
 pub mod access;
 pub mod answer;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod convert;
 pub mod embed;
 pub mod eval;
 pub mod export;

@@ -6,21 +6,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument, parse_document};
+use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument};
 
 use crate::access::{Principal, Role, Scope};
+use crate::answer::answerability::{self, Assessment};
 use crate::answer::{Answer, extractive_answer};
-use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS};
+use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS, SectionCache};
 use crate::config::Config;
 use crate::embed::{Encoders, Reranker};
 use crate::facets::{Facets, facets};
-use crate::generate::{AskEvent, GenerateError, Generator, record_answer};
-use crate::index::{IndexError, upload_source, version_of, write_documents};
+use crate::generate::{AskEvent, GenerateError, Generator, GroupEvidence, record_answer};
+use crate::convert::ConvertError;
+use crate::index::{IndexError, parse_bytes, upload_source, version_of, write_documents};
 use crate::metadata::{Feedback, MetadataError, MetadataStore};
-use crate::retrieve::{DateRange, PassageFilters, Reranking, RetrieveError, Retriever};
-use crate::similar::{SimilarPassage, diversify, shared_terms};
+use crate::retrieve::{
+    DateRange, PassageFilters, Reranking, RetrieveError, Retriever, relative_top_score,
+};
+use crate::similar::{
+    SimilarFound, SimilarGroup, SimilarGroupBy, SimilarPassage, diversify, group_candidates,
+    shared_terms,
+};
 use crate::store::{
-    DocumentMeta, ScoredChunk, SearchFilters, StoreAdmin, StoreError, StoreStatus, StoreWrite,
+    DocumentMeta, ScoredChunk, StoreAdmin, StoreError, StoreStatus, StoreWrite,
     StoredChunk,
 };
 
@@ -31,13 +38,15 @@ use crate::store::{
 pub struct Service {
     pub config: Arc<Config>,
     store: Arc<dyn StoreWrite>,
-    /// Feedback (and later the audit trail).
+    /// Feedback and the audit trail.
     metadata: Arc<MetadataStore>,
     pub encoders: Arc<Encoders>,
     /// The language model that writes answers; `None` answers extractively.
     pub generator: Option<Arc<Generator>>,
     /// The cross-encoder that reorders retrieved passages; `None` keeps the fused order.
     pub reranker: Option<Arc<Reranker>>,
+    /// The top-level sections of documents compared by section, by doc id and version.
+    sections: Arc<SectionCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +111,8 @@ const MAX_FEEDBACK_CITATIONS: usize = 50;
 /// Passages per compared group unless the request says otherwise.
 pub const DEFAULT_PER_GROUP: usize = 3;
 /// Most documents whose sections one comparison reads: sections are found by reading every
-/// chunk of each document, and sections of many documents are rarely one comparison.
+/// chunk of each document (once per version, then cached), and sections of many documents are
+/// rarely one comparison.
 const MAX_SECTION_DOCUMENTS: usize = 3;
 /// Longest draft that `similar` reads, in characters.
 pub const MAX_DRAFT_CHARS: usize = 5_000;
@@ -110,6 +120,10 @@ pub const MAX_DRAFT_CHARS: usize = 5_000;
 const SIMILAR_CANDIDATES_PER_RESULT: usize = 5;
 /// Most similar passages from one document.
 const SIMILAR_PER_DOCUMENT: usize = 2;
+/// Similar passages per group, when grouped, unless the request says otherwise.
+pub const DEFAULT_SIMILAR_PER_GROUP: usize = 3;
+/// Most similar passages per group.
+pub const MAX_SIMILAR_PER_GROUP: usize = 5;
 
 /// A search's passages and how long it took.
 pub struct Searched<T> {
@@ -230,6 +244,16 @@ impl Service {
                 )));
             }
         }
+        let synthesis = match (request.synthesis, &self.generator) {
+            (false, _) => None,
+            (true, Some(generator)) => Some(generator.clone()),
+            (true, None) => {
+                return Err(ServiceError::InvalidRequest(
+                    "synthesis（共通点と相違点のまとめ）を使うには、サーバーに言語モデル（[llm]）を設定する必要があります。"
+                        .to_owned(),
+                ));
+            }
+        };
         let group_by = request.group_by;
         let group_question = compare::group_question(&question);
         let searched_question = group_question.clone();
@@ -251,15 +275,14 @@ impl Service {
                 if group_by == GroupBy::Section {
                     for document in &documents {
                         stages.next()?;
-                        if let Some((_, chunks)) =
-                            service.store.passages(&scope, &document.doc_id, 0..=u32::MAX)?
-                        {
-                            sections.extend(
-                                chunks
-                                    .into_iter()
-                                    .filter_map(|chunk| chunk.heading_path.into_iter().next()),
-                            );
-                        }
+                        let read = service.sections.sections(document, || {
+                            let chunks =
+                                service.store.passages(&scope, &document.doc_id, 0..=u32::MAX)?;
+                            Ok::<_, StoreError>(chunks.map_or_else(Vec::new, |(_, chunks)| {
+                                compare::document_sections(&chunks)
+                            }))
+                        })?;
+                        sections.extend(read.iter().cloned());
                     }
                 }
                 let organisation_name =
@@ -283,14 +306,19 @@ impl Service {
                         .iter()
                         .map(|group| {
                             let (retriever, query, scope) = (&retriever, &query, &scope);
-                            threads.spawn(move || match &group.filters {
-                                Some(filters) => retriever.retrieve_encoded(
-                                    scope,
-                                    query,
-                                    per_group,
-                                    filters.clone(),
-                                ),
-                                None => Ok(Vec::new()),
+                            let (service, question) = (&service, searched_question.as_str());
+                            threads.spawn(move || {
+                                let passages = match &group.filters {
+                                    Some(filters) => retriever.retrieve_encoded(
+                                        scope,
+                                        query,
+                                        per_group,
+                                        filters.clone(),
+                                    )?,
+                                    None => Vec::new(),
+                                };
+                                let assessment = service.assess(question, &passages);
+                                Ok::<_, RetrieveError>((passages, assessment))
                             })
                         })
                         .collect();
@@ -308,45 +336,98 @@ impl Service {
             })
             .await?;
         let answer_config = self.config.answer;
-        let answers =
-            futures_util::future::join_all(grouped.into_iter().map(|(group, passages)| {
-                let question = group_question.as_str();
-                async move {
-                    let answer = match &self.generator {
-                        Some(generator) => {
-                            generator.answer(question, passages, &answer_config).await
+        let answers = match &self.generator {
+            Some(generator) => {
+                futures_util::future::join_all(grouped.into_iter().map(
+                    |(group, (passages, assessment))| {
+                        let question = group_question.as_str();
+                        async move {
+                            let answer = generator
+                                .answer(question, passages, &assessment, &answer_config)
+                                .await;
+                            GroupAnswer {
+                                key: group.key,
+                                label: group.label,
+                                answer,
+                            }
                         }
-                        None => extractive_answer(question, passages, &answer_config),
-                    };
-                    GroupAnswer {
-                        key: group.key,
-                        label: group.label,
-                        answer,
-                    }
-                }
-            }))
-            .await;
+                    },
+                ))
+                .await
+            }
+            // Extractive answers are CPU work: off the async runtime, the groups in parallel.
+            None => {
+                let question = group_question.clone();
+                self.blocking(move |_, stages| {
+                    stages.next()?;
+                    std::thread::scope(|threads| {
+                        let answering: Vec<_> = grouped
+                            .into_iter()
+                            .map(|(group, (passages, assessment))| {
+                                let question = question.as_str();
+                                threads.spawn(move || GroupAnswer {
+                                    answer: extractive_answer(
+                                        question,
+                                        passages,
+                                        &assessment,
+                                        &answer_config,
+                                    ),
+                                    key: group.key,
+                                    label: group.label,
+                                })
+                            })
+                            .collect();
+                        answering
+                            .into_iter()
+                            .map(|answer| {
+                                answer.join().map_err(|_| {
+                                    ServiceError::Task("a group's answer panicked".to_owned())
+                                })
+                            })
+                            .collect::<Result<Vec<_>, ServiceError>>()
+                    })
+                })
+                .await?
+            }
+        };
+        let synthesis = match synthesis {
+            Some(generator) => {
+                let evidence: Vec<GroupEvidence> = answers
+                    .iter()
+                    .map(|group| GroupEvidence {
+                        label: &group.label,
+                        passages: if group.answer.found {
+                            group.answer.citations.as_slice()
+                        } else {
+                            &[]
+                        },
+                    })
+                    .collect();
+                Some(generator.synthesis(&question, &evidence).await)
+            }
+            None => None,
+        };
         Ok(Searched {
             result: Comparison {
                 question,
                 group_by,
                 groups: answers,
+                synthesis,
             },
             took_ms: started.elapsed().as_millis() as u64,
         })
     }
 
-    /// Passages most like `draft`, diversified and at most two from one document; without the
-    /// principal's own organisation's documents when `exclude_own` (see [`crate::similar`]).
+    /// Passages most like a draft, diversified and at most two from one document, in one list
+    /// or grouped by owner or document; without the principal's own organisation's documents
+    /// when `exclude_own` (see [`crate::similar`]).
     pub async fn similar(
         &self,
         principal: &Principal,
-        draft: &str,
-        top_k: Option<usize>,
-        exclude_own: bool,
-    ) -> Result<Searched<Vec<SimilarPassage>>, ServiceError> {
+        request: SimilarRequest,
+    ) -> Result<Searched<SimilarFound>, ServiceError> {
         let started = Instant::now();
-        let draft = draft.trim().to_owned();
+        let draft = request.text.trim().to_owned();
         if draft.is_empty() {
             return Err(ServiceError::InvalidRequest("text が空です。".to_owned()));
         }
@@ -355,7 +436,26 @@ impl Service {
                 "text は{MAX_DRAFT_CHARS}文字以内にしてください。"
             )));
         }
-        let top_k = self.checked_top_k(top_k)?;
+        let top_k = self.checked_top_k(request.top_k)?;
+        let per_group = match (request.group_by, request.per_group) {
+            (_, Some(0)) => {
+                return Err(ServiceError::InvalidRequest(
+                    "per_group は1以上にしてください。".to_owned(),
+                ));
+            }
+            (_, Some(per_group)) if per_group > MAX_SIMILAR_PER_GROUP => {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "per_group は{MAX_SIMILAR_PER_GROUP}以下にしてください。"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(ServiceError::InvalidRequest(
+                    "per_group は group_by と一緒に指定してください。".to_owned(),
+                ));
+            }
+            (_, per_group) => per_group.unwrap_or(DEFAULT_SIMILAR_PER_GROUP),
+        };
+        let (group_by, exclude_own) = (request.group_by, request.exclude_own);
         let scope = principal.scope();
         let own = principal.org().to_owned();
         let found = self
@@ -363,7 +463,11 @@ impl Service {
                 stages.next()?;
                 // The reranker reads at most a few hundred tokens of a query: a draft is longer.
                 let retriever = service.retriever(false);
-                let candidates = top_k.saturating_mul(SIMILAR_CANDIDATES_PER_RESULT);
+                let wanted = match group_by {
+                    None => top_k,
+                    Some(_) => top_k.saturating_mul(per_group),
+                };
+                let candidates = wanted.saturating_mul(SIMILAR_CANDIDATES_PER_RESULT);
                 let query = retriever.encode(&draft)?;
                 let mut found = retriever.retrieve_encoded(
                     &scope,
@@ -374,13 +478,36 @@ impl Service {
                 if exclude_own {
                     found.retain(|passage| passage.chunk.document.owner != own);
                 }
-                Ok(diversify(found, top_k, SIMILAR_PER_DOCUMENT)
-                    .into_iter()
-                    .map(|passage| SimilarPassage {
-                        shared_terms: shared_terms(&query.text, &passage.chunk.text),
-                        passage,
-                    })
-                    .collect())
+                let with_terms = |passages: Vec<ScoredChunk>| -> Vec<SimilarPassage> {
+                    passages
+                        .into_iter()
+                        .map(|passage| SimilarPassage {
+                            shared_terms: shared_terms(&query.text, &passage.chunk.text),
+                            passage,
+                        })
+                        .collect()
+                };
+                Ok(match group_by {
+                    None => SimilarFound::Passages(with_terms(diversify(
+                        found,
+                        top_k,
+                        SIMILAR_PER_DOCUMENT,
+                    ))),
+                    Some(group_by) => {
+                        let per_document = match group_by {
+                            SimilarGroupBy::Owner => SIMILAR_PER_DOCUMENT,
+                            SimilarGroupBy::Document => per_group,
+                        };
+                        let groups = group_candidates(found, group_by, top_k)
+                            .into_iter()
+                            .map(|(key, members)| SimilarGroup {
+                                key,
+                                passages: with_terms(diversify(members, per_group, per_document)),
+                            })
+                            .collect();
+                        SimilarFound::Groups { group_by, groups }
+                    }
+                })
             })
             .await?;
         Ok(Searched {
@@ -404,16 +531,14 @@ impl Service {
     ) -> Result<Searched<Answer>, ServiceError> {
         let started = Instant::now();
         let question = self.checked_query(question, "質問")?;
-        let searched = self
-            .search(scope, &question, top_k, SearchFilters::default())
-            .await?;
+        let (passages, assessment) = self.evidence(scope, &question, top_k).await?;
         let answer = match &self.generator {
             Some(generator) => {
                 generator
-                    .answer(&question, searched.result, &self.config.answer)
+                    .answer(&question, passages, &assessment, &self.config.answer)
                     .await
             }
-            None => extractive_answer(&question, searched.result, &self.config.answer),
+            None => extractive_answer(&question, passages, &assessment, &self.config.answer),
         };
         record_answer(&answer);
         Ok(Searched {
@@ -433,25 +558,63 @@ impl Service {
         top_k: Option<usize>,
     ) -> Result<impl futures_util::Stream<Item = AskEvent> + Send + 'static, ServiceError> {
         let question = self.checked_query(question, "質問")?;
-        let searched = self
-            .search(scope, &question, top_k, SearchFilters::default())
-            .await?;
+        let (passages, assessment) = self.evidence(scope, &question, top_k).await?;
         let answer_config = self.config.answer;
         Ok(match &self.generator {
             Some(generator) => futures_util::future::Either::Left(generator.clone().answer_stream(
                 question,
-                searched.result,
+                passages,
+                assessment,
                 answer_config,
             )),
             None => {
-                let answer = extractive_answer(&question, searched.result.clone(), &answer_config);
+                let answer =
+                    extractive_answer(&question, passages.clone(), &assessment, &answer_config);
                 record_answer(&answer);
                 futures_util::future::Either::Right(futures_util::stream::iter([
-                    AskEvent::Passages(searched.result),
+                    AskEvent::Passages(passages),
                     AskEvent::Answer(answer),
                 ]))
             }
         })
+    }
+
+    /// The passages for a question (already checked) inside `scope`, and whether they answer it.
+    async fn evidence(
+        &self,
+        scope: Scope,
+        question: &str,
+        top_k: Option<usize>,
+    ) -> Result<(Vec<ScoredChunk>, Assessment), ServiceError> {
+        let top_k = self.checked_top_k(top_k)?;
+        let question = question.to_owned();
+        self.blocking(move |service, stages| {
+            stages.next()?;
+            let passages =
+                service
+                    .retriever(true)
+                    .retrieve(&scope, &question, top_k, PassageFilters::default())?;
+            let assessment = service.assess(&question, &passages);
+            Ok((passages, assessment))
+        })
+        .await
+    }
+
+    /// Whether `passages`, as [`Service::retriever`] found them, answer `question`.
+    fn assess(&self, question: &str, passages: &[ScoredChunk]) -> Assessment {
+        // A reranker replaces the fused scores with its own.
+        let top_score = self
+            .reranker
+            .is_none()
+            .then(|| relative_top_score(&self.config.retrieval, passages))
+            .flatten();
+        answerability::assess(
+            question,
+            passages,
+            &self.encoders.bm25,
+            top_score,
+            self.config.answer.min_confidence,
+        )
     }
 
     /// The documents readable in `scope`. Their reader lists show only the tokens of the scope
@@ -561,6 +724,21 @@ impl Service {
             .await
     }
 
+    /// The metadata database (feedback, and the audit trail the HTTP layer writes).
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.metadata
+    }
+
+    /// The same store, model and generator with another configuration and metadata database
+    /// (e.g. an audit trail of its own).
+    pub fn with_metadata(&self, config: Config, metadata: Arc<MetadataStore>) -> Self {
+        Self {
+            config: Arc::new(config),
+            metadata,
+            ..self.clone()
+        }
+    }
+
     /// The same store, model and generator with another configuration (e.g. other limits).
     pub fn with_config(&self, config: Config) -> Self {
         Self {
@@ -574,6 +752,7 @@ impl Service {
         Self {
             config: Arc::new(config),
             store,
+            sections: Arc::default(),
             ..self.clone()
         }
     }
@@ -690,6 +869,24 @@ pub struct CompareRequest {
     /// Passages per group (default [`DEFAULT_PER_GROUP`], at most `retrieval.max_top_k`).
     pub per_group: Option<usize>,
     pub filters: PassageFilters,
+    /// Add what the groups have in common and where they differ (needs `[llm]`).
+    pub synthesis: bool,
+}
+
+/// A search for passages like a draft (see [`Service::similar`]).
+#[derive(Debug, Clone)]
+pub struct SimilarRequest {
+    /// The draft, at most [`MAX_DRAFT_CHARS`] characters.
+    pub text: String,
+    /// How many passages, or with `group_by` how many groups.
+    pub top_k: Option<usize>,
+    /// Leave out the principal's own organisation's documents.
+    pub exclude_own: bool,
+    /// One group per owner or document, each with its best passages.
+    pub group_by: Option<SimilarGroupBy>,
+    /// Passages per group (default [`DEFAULT_SIMILAR_PER_GROUP`], at most
+    /// [`MAX_SIMILAR_PER_GROUP`]); only with `group_by`.
+    pub per_group: Option<usize>,
 }
 
 /// Metadata sent with an upload; the owner is always the uploader's organisation.
@@ -755,8 +952,34 @@ fn parse(
     metadata: DocumentMetadata,
     options: &ChunkOptions,
 ) -> Result<ParsedDocument, ServiceError> {
-    parse_document(doc_id, bytes, metadata, options)
-        .map_err(|error| ServiceError::InvalidRequest(error.to_string()))
+    parse_bytes(doc_id, doc_id, bytes, metadata, options).map_err(|error| {
+        tracing::info!(doc_id, %error, "upload refused: the file cannot be read");
+        match unreadable_upload(&error) {
+            Some(message) => ServiceError::InvalidRequest(message),
+            None => ServiceError::from(error),
+        }
+    })
+}
+
+/// What the uploader of a file that cannot be read is told, in Japanese (the log keeps the
+/// details); `None` for failures that are not the file's.
+fn unreadable_upload(error: &IndexError) -> Option<String> {
+    use hikitsugi_ingest::IngestError;
+    Some(match error {
+        IndexError::Ingest(IngestError::UnsupportedFormat { extension, supported, .. }) => {
+            let extension = if extension.is_empty() { "拡張子なし".to_owned() } else { format!(".{extension}") };
+            format!("この種類のファイル（{extension}）は登録できません。対応している形式: {supported}、および LibreOffice がある場合の .doc .xls .ppt .rtf .odt .ods .odp")
+        }
+        IndexError::Ingest(IngestError::UndecodableText { .. }) => "テキストの文字コードを判別できませんでした（UTF-8、UTF-16、Shift_JIS、EUC-JP に対応しています）。UTF-8 で保存し直してから登録してください。".to_owned(),
+        IndexError::Ingest(IngestError::Pdf { .. }) => "PDF として読み込めませんでした。ファイルが壊れているか、パスワードで保護されている可能性があります。".to_owned(),
+        IndexError::Ingest(IngestError::Office { format, .. }) => format!("{format} として読み込めませんでした。ファイルが壊れていないか、{format} 形式で保存されているかを確認してください。"),
+        IndexError::Ingest(IngestError::Html { .. }) => "HTML として読み込めませんでした。ファイルが壊れていないかを確認してください。".to_owned(),
+        IndexError::Ingest(IngestError::NoReadableText { pages, .. }) => format!("{pages}ページのどこからも文字を読み取れませんでした。スキャンした資料は、文字認識（OCR）をしてから登録してください。"),
+        IndexError::Convert(ConvertError::Missing { extension, target, package, .. }) => format!(".{extension} のファイルを読むには LibreOffice が必要ですが、サーバーにインストールされていません。管理者に {package} のインストールを依頼するか、.{target} で保存し直して登録してください。"),
+        IndexError::Convert(ConvertError::TimedOut { seconds, target, .. }) => format!("LibreOffice での変換が{seconds}秒以内に終わりませんでした。.{target} で保存し直して登録してください。"),
+        IndexError::Convert(ConvertError::Failed { target, .. }) => format!("LibreOffice で変換できませんでした。ファイルが開けるかを確認するか、.{target} で保存し直して登録してください。"),
+        _ => return None,
+    })
 }
 
 fn check_dates(dates: &DateRange) -> Result<(), ServiceError> {
@@ -856,7 +1079,10 @@ impl Service {
             None => None,
         };
         let store = open_store(&config.storage, dense.dim())?;
-        let metadata = Arc::new(MetadataStore::open(&config.storage.data_dir)?);
+        let metadata = Arc::new(MetadataStore::open_configured(
+            &config.metadata,
+            &config.storage.data_dir,
+        )?);
         let encoders = Encoders {
             dense,
             bm25: crate::embed::Bm25Encoder::new()?,
@@ -869,6 +1095,7 @@ impl Service {
             encoders: Arc::new(encoders),
             generator,
             reranker,
+            sections: Arc::default(),
         };
         Ok((service, store))
     }

@@ -4,8 +4,16 @@
 //! The draft is searched like a question, then the candidates are diversified by maximal
 //! marginal relevance, so that near-identical passages (a plan and its summary, two versions of
 //! one paragraph) do not fill the list, and capped per document.
+//!
+//! Grouped by owner or document, the same candidates are cut into groups (in the order of each
+//! group's best candidate) and each group diversified on its own: one search, so a group is
+//! there because one of its passages is among the draft's best matches, the question a
+//! coordinator asks ("which prefectures have written something like this?").
 
 use std::collections::HashSet;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::store::ScoredChunk;
 
@@ -21,6 +29,72 @@ pub struct SimilarPassage {
     /// Words of the passage (runs of kanji, katakana, Latin letters or digits) that the draft
     /// contains, longest first.
     pub shared_terms: Vec<String>,
+}
+
+/// What similar passages are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SimilarGroupBy {
+    /// One group per owning organisation.
+    Owner,
+    /// One group per document.
+    Document,
+}
+
+impl FromStr for SimilarGroupBy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "owner" => Ok(Self::Owner),
+            "document" => Ok(Self::Document),
+            other => Err(format!("unknown grouping {other:?}: use owner or document")),
+        }
+    }
+}
+
+/// The passages like the draft of one owner or document, best first.
+#[derive(Debug, Clone)]
+pub struct SimilarGroup {
+    /// The organisation id or doc id.
+    pub key: String,
+    pub passages: Vec<SimilarPassage>,
+}
+
+/// Similar passages, as asked: one list, or grouped.
+#[derive(Debug, Clone)]
+pub enum SimilarFound {
+    Passages(Vec<SimilarPassage>),
+    Groups {
+        group_by: SimilarGroupBy,
+        groups: Vec<SimilarGroup>,
+    },
+}
+
+/// `candidates` (best first) cut into groups by owner or doc id: the first `groups` groups in
+/// the order of their best candidate, each holding its candidates best first.
+pub fn group_candidates(
+    candidates: Vec<ScoredChunk>,
+    group_by: SimilarGroupBy,
+    groups: usize,
+) -> Vec<(String, Vec<ScoredChunk>)> {
+    let mut grouped: Vec<(String, Vec<ScoredChunk>)> = Vec::new();
+    for candidate in candidates {
+        let document = &candidate.chunk.document;
+        let key = match group_by {
+            SimilarGroupBy::Owner => &document.owner,
+            SimilarGroupBy::Document => &document.doc_id,
+        };
+        match grouped.iter().position(|(existing, _)| existing == key) {
+            Some(index) => grouped[index].1.push(candidate),
+            None if grouped.len() < groups => {
+                let key = key.clone();
+                grouped.push((key, vec![candidate]));
+            }
+            None => {}
+        }
+    }
+    grouped
 }
 
 /// The best `top_k` of `candidates` (best first by fused score), at most `per_document` from
@@ -189,6 +263,37 @@ mod tests {
             .map(|found| (found.chunk.document.doc_id, found.chunk.ordinal))
             .collect();
         assert_eq!(picked, [("a".into(), 0), ("a".into(), 1), ("b".into(), 0)]);
+    }
+
+    #[test]
+    fn groups_follow_their_best_candidate() {
+        let mut candidates = vec![
+            scored("a", 0, "体制", 1.0),
+            scored("b", 0, "研修", 0.9),
+            scored("a", 1, "予算", 0.8),
+            scored("c", 0, "連携", 0.7),
+        ];
+        candidates[1].chunk.document.owner = "other".to_owned();
+        let by_document: Vec<(String, usize)> =
+            group_candidates(candidates.clone(), SimilarGroupBy::Document, 2)
+                .into_iter()
+                .map(|(key, members)| (key, members.len()))
+                .collect();
+        assert_eq!(by_document, [("a".into(), 2), ("b".into(), 1)]);
+        let by_owner: Vec<(String, Vec<u32>)> =
+            group_candidates(candidates, SimilarGroupBy::Owner, 5)
+                .into_iter()
+                .map(|(key, members)| {
+                    (
+                        key,
+                        members.iter().map(|member| member.chunk.ordinal).collect(),
+                    )
+                })
+                .collect();
+        assert_eq!(
+            by_owner,
+            [("org".into(), vec![0, 1, 0]), ("other".into(), vec![0])]
+        );
     }
 
     #[test]

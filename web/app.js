@@ -211,6 +211,7 @@
     state.compareSeq++;
     state.facets = null;
     clear($("compare-table").tBodies[0]);
+    clearSynthesis();
     show($("compare-wrap"), false);
     show($("compare-tools"), false);
     $("compare-meta").textContent = "";
@@ -1297,18 +1298,46 @@
     show($("compare-doc-field"), bySection);
   }
 
-  function compareCitation(c, groupIndex) {
+  // `group` is a group's index, or "synthesis" for the synthesis's citations; `groupLabel`
+  // names the group a synthesis citation belongs to.
+  function compareCitation(c, group, groupLabel) {
     const b = el("button", "cite-open compact");
     b.type = "button";
-    b.dataset.group = String(groupIndex);
+    b.dataset.group = String(group);
     b.dataset.n = String(c.n);
     const head = el("span", "cite-head");
     head.appendChild(el("span", "cite-num", "[" + c.n + "]"));
     head.appendChild(el("span", "cite-title", c.title || c.doc_id || ""));
     b.appendChild(head);
-    const meta = [locationLabel(c.page_start, c.page_end), headingLabel(c.heading_path, " ＞ ")].filter(Boolean).join("・");
+    const meta = [groupLabel, locationLabel(c.page_start, c.page_end), headingLabel(c.heading_path, " ＞ ")].filter(Boolean).join("・");
     if (meta) b.appendChild(el("span", "cite-meta", meta));
     return b;
+  }
+
+  function clearSynthesis() {
+    clear($("compare-synthesis-text"));
+    clear($("compare-synthesis-warnings"));
+    clear($("compare-synthesis-cites"));
+    show($("compare-synthesis-box"), false);
+  }
+
+  // The paragraph on what the groups share and where they differ, above the table.
+  function renderSynthesis(synthesis, groups) {
+    clearSynthesis();
+    if (!synthesis) return;
+    const labels = new Map(groups.map((g) => [g.key, g.label || g.key]));
+    if (synthesis.found) {
+      const text = $("compare-synthesis-text");
+      appendWithMarkers(text, synthesis.text);
+      for (const b of text.querySelectorAll(".cite")) b.dataset.group = "synthesis";
+    }
+    for (const w of synthesis.warnings || []) $("compare-synthesis-warnings").appendChild(el("li", null, w));
+    for (const c of synthesis.citations || []) {
+      const li = el("li");
+      li.appendChild(compareCitation(c, "synthesis", labels.get(c.group) || c.group));
+      $("compare-synthesis-cites").appendChild(li);
+    }
+    show($("compare-synthesis-box"), true);
   }
 
   function renderComparison(data) {
@@ -1347,6 +1376,7 @@
       tr.appendChild(cites);
       tbody.appendChild(tr);
     });
+    renderSynthesis(data.synthesis, groups);
     const found = groups.filter((g) => g.found).length;
     const t = seconds(data.took_ms);
     $("compare-meta").textContent = groups.length
@@ -1370,6 +1400,7 @@
     }
     const groupBy = $("compare-group-by").value;
     const body = { question, group_by: groupBy };
+    if ($("compare-synthesis").checked) body.synthesis = true;
     if (groupBy === "section") {
       const doc = $("compare-doc").value;
       if (!doc) {
@@ -1399,7 +1430,7 @@
   function openCompareCitation(target) {
     const data = state.comparison;
     if (!data) return;
-    const group = (data.groups || [])[Number(target.dataset.group)];
+    const group = target.dataset.group === "synthesis" ? data.synthesis : (data.groups || [])[Number(target.dataset.group)];
     if (!group) return;
     const c = (group.citations || []).find((x) => Number(x.n) === Number(target.dataset.n));
     if (c) openViewer(c, c.highlights || [], target, false);
@@ -1529,10 +1560,12 @@
     $("export-docx").addEventListener("click", () => exportAnswer("docx"));
     $("compare-form").addEventListener("submit", runCompare);
     $("compare-group-by").addEventListener("change", syncCompareForm);
-    $("compare-table").addEventListener("click", (e) => {
-      const t = e.target instanceof Element ? e.target.closest("[data-group]") : null;
-      if (t) openCompareCitation(t);
-    });
+    for (const id of ["compare-table", "compare-synthesis-box"]) {
+      $(id).addEventListener("click", (e) => {
+        const t = e.target instanceof Element ? e.target.closest("[data-group]") : null;
+        if (t) openCompareCitation(t);
+      });
+    }
     $("compare-export-md").addEventListener("click", () => exportResult(state.comparison, "md", $("compare-export-status")));
     $("compare-export-docx").addEventListener("click", () => exportResult(state.comparison, "docx", $("compare-export-status")));
     $("similar-form").addEventListener("submit", runSimilar);

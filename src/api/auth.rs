@@ -5,8 +5,9 @@
 //! key ring. A bad token and an unknown key get the same 401; why a token was refused goes to
 //! the log only. Keys and tokens never reach the log; key labels and user ids do.
 //!
-//! Once the caller is known, its rate limits are spent (`limits.rs`): every route that
-//! authenticates a caller is rate limited, and no other.
+//! Once the caller is known, it is noted for the request's audit record (`audit.rs`), then its
+//! rate limits are spent (`limits.rs`): every route that authenticates a caller is rate
+//! limited, and no other.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -14,6 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 
 use super::AppState;
+use super::audit::AuditNote;
 use super::error::ApiError;
 use super::session::SessionRejection;
 use crate::access::{Actor, Principal};
@@ -27,6 +29,8 @@ pub struct Caller {
     pub principal: Principal,
     /// Who acts: the API key, or the user a token or a portal sign-in named.
     pub actor: Actor,
+    /// What the handler tells the request's audit record (nothing on routes not audited).
+    pub audit: AuditNote,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -69,8 +73,14 @@ impl FromRequestParts<AppState> for Caller {
             span.record("issuer", issuer);
         }
         span.record("org", principal.org());
+        let audit = AuditNote::of(&parts.extensions);
+        audit.caller(principal.org(), &actor);
         state.rate_limits.check(&actor, principal.org())?;
-        Ok(Self { principal, actor })
+        Ok(Self {
+            principal,
+            actor,
+            audit,
+        })
     }
 }
 

@@ -44,6 +44,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the request took longer than the configured timeout")]
     Timeout,
+    #[error("the request's audit record cannot be written and audit.required is set")]
+    AuditUnavailable,
     #[error("internal error: {source}")]
     Internal { source: BoxError },
 }
@@ -62,6 +64,7 @@ pub enum ErrorCode {
     Overloaded,
     RateLimited,
     Timeout,
+    AuditUnavailable,
     Internal,
 }
 
@@ -93,6 +96,7 @@ impl ApiError {
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +114,7 @@ impl ApiError {
             Self::Overloaded => ErrorCode::Overloaded,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Timeout => ErrorCode::Timeout,
+            Self::AuditUnavailable => ErrorCode::AuditUnavailable,
             Self::Internal { .. } => ErrorCode::Internal,
         }
     }
@@ -143,6 +148,10 @@ impl ApiError {
                 "リクエストが多すぎます。{retry_after_secs} 秒ほど待ってから再度お試しください。"
             ),
             Self::Timeout => "処理が時間内に終わりませんでした。しばらくしてから再度お試しください。".to_owned(),
+            Self::AuditUnavailable => {
+                "監査記録を書き込めないため、このリクエストは処理できません。しばらくしてから再度お試しください。"
+                    .to_owned()
+            }
             Self::Internal { .. } => {
                 "サーバー内部でエラーが発生しました。しばらくしてから再度お試しください。".to_owned()
             }
@@ -222,6 +231,7 @@ impl IntoResponse for ApiError {
             | Self::MethodNotAllowed
             | Self::PayloadTooLarge { .. }
             | Self::Timeout
+            | Self::AuditUnavailable
             | Self::Internal { .. } => {}
         }
         response

@@ -10,18 +10,21 @@
 //! 1. a request id (`x-request-id`, kept when the client sends one, else a UUID), then a trace
 //!    span carrying it, then the id copied to the response;
 //! 2. per-route request counts and latency histograms (`/metrics`);
-//! 3. a default body limit of `server.max_json_bytes` (413 beyond it);
-//! 4. on every route but the upload: the request timeout `server.request_timeout_ms` (504);
+//! 3. on the audited routes (ask, search, compare, similar, passages, upload, delete, export):
+//!    the audit record, written after the handler and before the response (`audit.rs`; with
+//!    `audit.required` a record that cannot be written turns the response into a 503);
+//! 4. a default body limit of `server.max_json_bytes` (413 beyond it);
+//! 5. on every route but the upload: the request timeout `server.request_timeout_ms` (504);
 //!    a streamed answer gets the same deadline for its whole stream (see `stream.rs`);
-//! 5. on `/v1/search`, `/v1/ask`, `/v1/compare` and `/v1/similar`: at most
+//! 6. on `/v1/search`, `/v1/ask`, `/v1/compare` and `/v1/similar`: at most
 //!    `server.max_concurrent_queries` at once, shared by all four, and load shedding beyond that (503 at once rather than a queue); a query's slot is
 //!    held until its response body has been sent, so a streamed answer counts for its whole life;
-//! 6. on the upload: the caller's role is checked before the body is read; at most
+//! 7. on the upload: the caller's role is checked before the body is read; at most
 //!    `server.max_concurrent_uploads` at once (503 beyond), each within
 //!    `server.upload_timeout_ms` (504, and nothing is stored), and a body limit of
 //!    `server.max_upload_bytes` instead of the JSON one; on `/v1/export`, a body limit of
 //!    2 MiB (a comparison with its citations outgrows the JSON limit);
-//! 7. in every handler that authenticates its caller (`auth.rs`): the caller's and its
+//! 8. in every handler that authenticates its caller (`auth.rs`): the caller's and its
 //!    organisation's rate limits (`[rate_limits]`, 429 with `Retry-After`).
 //!
 //! Serving locally, e.g. from a test or the CLI:
@@ -34,6 +37,7 @@
 //! ```
 
 mod admit;
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -65,6 +69,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::access::KeyRing;
+use crate::audit::AuditTrail;
 use crate::identity::{UsedAssertions, Verifier};
 use crate::service::Service;
 
@@ -78,6 +83,8 @@ struct AppState {
     /// The `jti` of every portal sign-in, so each opens one session.
     used_assertions: Arc<UsedAssertions>,
     rate_limits: Arc<limits::RateLimits>,
+    /// Where audited requests leave their records.
+    audit: Arc<AuditTrail>,
     openapi: Arc<utoipa::openapi::OpenApi>,
     metrics: PrometheusHandle,
     /// Slots for searches and answers (`server.max_concurrent_queries`).
@@ -98,6 +105,10 @@ pub fn router(service: Service) -> Router {
         identity: Arc::new(Verifier::new(&service.config)),
         used_assertions: Arc::new(UsedAssertions::default()),
         rate_limits: Arc::new(limits::RateLimits::new(&service.config.rate_limits)),
+        audit: Arc::new(AuditTrail::new(
+            service.metadata().clone(),
+            &service.config.audit,
+        )),
         openapi: Arc::new(openapi()),
         metrics: observe::metrics_handle(),
         queries: Arc::new(Semaphore::new(server.max_concurrent_queries)),
@@ -139,6 +150,7 @@ pub fn router(service: Service) -> Router {
             "/v1/feedback",
             get(handlers::list_feedback).post(handlers::give_feedback),
         )
+        .route("/v1/audit", get(audit::list))
         .route("/v1/documents/{*doc_id}", delete(handlers::delete_document))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
@@ -170,6 +182,7 @@ pub fn router(service: Service) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn(observe::track))
+                .layer(middleware::from_fn_with_state(state.clone(), audit::record))
                 .layer(DefaultBodyLimit::max(server.max_json_bytes)),
         )
         .with_state(state)
@@ -194,12 +207,36 @@ pub async fn serve(service: Service) -> anyhow::Result<()> {
         .local_addr()
         .context("the listening socket has no address")?;
     tracing::info!(%address, "serving the HTTP API");
-    axum::serve(listener, router(service))
+    let app = router(service.clone());
+    let pruning = tokio::spawn(prune_daily(AuditTrail::new(
+        service.metadata().clone(),
+        &service.config.audit,
+    )));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("the HTTP server failed")?;
+        .context("the HTTP server failed");
+    pruning.abort();
+    served?;
     tracing::info!("HTTP API stopped");
     Ok(())
+}
+
+/// Deletes audit records past `audit.retention_days` now, then once a day. A failed pruning is
+/// logged and tried again the next day.
+async fn prune_daily(trail: AuditTrail) {
+    let trail = Arc::new(trail);
+    let mut daily = tokio::time::interval(crate::audit::PRUNE_INTERVAL);
+    loop {
+        // The first tick is immediate: pruning at start.
+        daily.tick().await;
+        let pruning = trail.clone();
+        match tokio::task::spawn_blocking(move || pruning.prune()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot prune the audit trail"),
+            Err(error) => tracing::error!(%error, "the audit pruning task failed"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM. A signal that cannot be listened for is logged and

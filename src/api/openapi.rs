@@ -20,6 +20,7 @@ use super::handlers;
         handlers::passages,
         handlers::give_feedback,
         handlers::list_feedback,
+        super::audit::list,
         super::workbench::compare,
         super::workbench::similar,
         super::workbench::facets,
@@ -43,6 +44,7 @@ use super::handlers;
         (name = "operations", description = "Health, readiness, metrics and this description"),
         (name = "workbench", description = "Coordinators: answers per group, similar cases, facets, export"),
         (name = "feedback", description = "👍/👎 on answers, for each organisation's admins"),
+        (name = "audit", description = "Who asked what and which documents answered, for each organisation's admins"),
         (name = "web", description = "Sessions of the web app (cookies; not for programs)"),
     )
 )]

@@ -20,7 +20,8 @@ use super::wire::{
 pub const MAX_EXPORT_BYTES: usize = 2 * 1024 * 1024;
 
 /// One question answered per owning organisation, document or top-level section, each group
-/// searched with its own filter inside what the caller may read.
+/// searched with its own filter inside what the caller may read; with `synthesis`, a verified
+/// paragraph on what the groups have in common and where they differ.
 #[utoipa::path(
     post,
     path = "/v1/compare",
@@ -28,7 +29,7 @@ pub const MAX_EXPORT_BYTES: usize = 2 * 1024 * 1024;
     request_body = CompareRequest,
     responses(
         (status = 200, description = "One answer per group, in group order", body = CompareResponse),
-        (status = 400, description = "Empty or too long question, unknown grouping, too many groups, malformed JSON", body = ErrorBody),
+        (status = 400, description = "Empty or too long question, unknown grouping, too many groups, `synthesis` without a language model, malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 503, description = "Too many queries at once", body = ErrorBody),
         (status = 504, description = "Took longer than the request timeout", body = ErrorBody),
@@ -41,15 +42,19 @@ pub async fn compare(
     caller: Caller,
     ApiJson(request): ApiJson<CompareRequest>,
 ) -> Result<Json<CompareResponse>, ApiError> {
+    caller.audit.question(&request.question);
     let compared = state
         .service
         .compare(caller.principal.scope(), request.into_request())
         .await?;
-    Ok(Json(CompareResponse::new(compared, &state.names)))
+    let response = CompareResponse::new(compared, &state.names);
+    caller.audit.compared(&response);
+    Ok(Json(response))
 }
 
 /// Passages of the readable documents most like a draft paragraph, diversified (at most two
-/// per document), each with the key terms it shares with the draft.
+/// per document), each with the key terms it shares with the draft; with `group_by`, grouped
+/// per owning organisation or document.
 #[utoipa::path(
     post,
     path = "/v1/similar",
@@ -57,7 +62,7 @@ pub async fn compare(
     request_body = SimilarRequest,
     responses(
         (status = 200, description = "Similar passages, best first", body = SimilarResponse),
-        (status = 400, description = "Empty draft or longer than 5,000 characters, top_k out of range", body = ErrorBody),
+        (status = 400, description = "Empty draft or longer than 5,000 characters, top_k or per_group out of range, per_group without group_by", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 503, description = "Too many queries at once", body = ErrorBody),
     ),
@@ -69,16 +74,14 @@ pub async fn similar(
     caller: Caller,
     ApiJson(request): ApiJson<SimilarRequest>,
 ) -> Result<Json<SimilarResponse>, ApiError> {
+    caller.audit.question(&request.text);
     let found = state
         .service
-        .similar(
-            &caller.principal,
-            &request.text,
-            request.top_k,
-            request.exclude_owner,
-        )
+        .similar(&caller.principal, request.into_request())
         .await?;
-    Ok(Json(SimilarResponse::new(found, &state.names)))
+    let response = SimilarResponse::new(found, &state.names);
+    caller.audit.similar(&response);
+    Ok(Json(response))
 }
 
 /// Documents and passages the caller may read, counted per owner, kind and year.
@@ -119,10 +122,11 @@ pub async fn facets(
 )]
 #[tracing::instrument(name = "export", skip_all)]
 pub async fn export(
-    _caller: Caller,
+    caller: Caller,
     query: Result<Query<ExportQuery>, QueryRejection>,
     ApiJson(request): ApiJson<ExportRequest>,
 ) -> Result<Response, ApiError> {
+    caller.audit.exported(&request);
     let Query(query) = query.map_err(|_| ApiError::InvalidRequest {
         message: "format は md か docx を指定してください（例: /v1/export?format=docx）。"
             .to_owned(),

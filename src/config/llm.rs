@@ -30,7 +30,8 @@ pub struct LlmConfig {
     /// The first this many retrieved passages are given to the model (prompt length, and with
     /// it the time to the first token, grows with each).
     pub max_passages: usize,
-    /// A directory with `system.txt` and `user.txt` replacing the built-in `prompts/`.
+    /// A directory with `system.txt` and `user.txt` replacing the built-in `prompts/` (and,
+    /// when it has them, `synthesis-system.txt` and `synthesis-user.txt` for comparisons).
     pub prompts_dir: Option<PathBuf>,
     /// What happens to a sentence its passages do not support: `drop` it or `mark` it.
     pub unsupported: UnsupportedPolicy,

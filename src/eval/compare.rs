@@ -120,6 +120,7 @@ pub async fn evaluate_compare(
                 doc_id: filters.doc_id,
                 section: None,
             }),
+            synthesis: false,
         };
         let started = Instant::now();
         let compared = service

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::access::Operator;
-use crate::answer::{Answer, AnswerMode};
+use crate::answer::answerability::Assessment;
+use crate::answer::{Answer, AnswerMode, content_bigrams, coverage};
 use crate::generate::AskEvent;
 use crate::service::{Service, ServiceError};
 use crate::store::ScoredChunk;
@@ -22,6 +23,9 @@ pub struct Question {
     pub question: String,
     #[serde(default)]
     pub gold: Vec<Gold>,
+    /// Reference answers, when the set has them.
+    #[serde(default)]
+    pub answers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +98,11 @@ pub struct Report {
     pub abstain: Option<f64>,
     pub false_abstain: f64,
     pub mean_passage_chars: f64,
+    /// On answerable questions with reference answers: the share of a reference answer's content
+    /// (character bigrams) that the answer contains, best reference, 0 when nothing was found.
+    pub answer_recall: Option<f64>,
+    /// Mean length in characters of the answers given (found), without citation markers.
+    pub answer_chars: Option<f64>,
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
     /// With a language model configured: how generation went.
@@ -132,7 +141,13 @@ pub struct Outcome {
     /// 1-based rank of the first matching passage within the first 10.
     pub rank: Option<usize>,
     pub found: bool,
-    pub support: f32,
+    /// What the answerability decision saw (its signals are what `tests/answerability/fit.py`
+    /// fits the decision on).
+    pub assessment: Assessment,
+    /// See [`Report::answer_recall`]; `None` without reference answers.
+    pub answer_recall: Option<f64>,
+    /// The answer's length (found answers only), without citation markers.
+    pub answer_chars: Option<usize>,
     pub latency_ms: f64,
     /// With a language model: how the answer was made and checked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,12 +218,45 @@ pub async fn evaluate(
             answerable: !question.gold.is_empty(),
             rank,
             found: answer.found,
-            support: answer.support,
+            assessment: answer.assessment.clone(),
+            answer_recall: answer_recall(&question.answers, &answer),
+            answer_chars: answer
+                .found
+                .then(|| without_markers(&answer.text).chars().count()),
             latency_ms,
             generation,
         });
     }
     Ok((report(&outcomes, &passage_chars), outcomes))
+}
+
+/// How much of the best reference answer's content `answer` contains (0 when not found).
+fn answer_recall(references: &[String], answer: &Answer) -> Option<f64> {
+    let references: Vec<_> = references
+        .iter()
+        .map(|reference| content_bigrams(&norm(reference)))
+        .filter(|bigrams| !bigrams.is_empty())
+        .collect();
+    if references.is_empty() {
+        return None;
+    }
+    if !answer.found {
+        return Some(0.0);
+    }
+    let given = content_bigrams(&norm(&without_markers(&answer.text)));
+    Some(
+        references
+            .iter()
+            .map(|reference| f64::from(coverage(reference, &given)))
+            .fold(0.0, f64::max),
+    )
+}
+
+/// An answer's text without its `[n]` citation markers.
+fn without_markers(text: &str) -> String {
+    static MARKER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\[[0-9]+\]").expect("valid regex"));
+    MARKER.replace_all(text, "").into_owned()
 }
 
 /// Asks through the streaming path, timing the first text delta.
@@ -314,6 +362,16 @@ pub fn report(outcomes: &[Outcome], passage_chars: &[usize]) -> Report {
         } else {
             passage_chars.iter().sum::<usize>() as f64 / passage_chars.len() as f64
         },
+        answer_recall: mean(
+            answerable
+                .iter()
+                .filter_map(|outcome| outcome.answer_recall),
+        ),
+        answer_chars: mean(
+            outcomes
+                .iter()
+                .filter_map(|outcome| outcome.answer_chars.map(|chars| chars as f64)),
+        ),
         latency_ms_p50: percentile(&latencies, 0.50),
         latency_ms_p95: percentile(&latencies, 0.95),
         generation: generation_report(outcomes),
@@ -392,6 +450,13 @@ fn generation_report(outcomes: &[Outcome]) -> Option<GenerationReport> {
     })
 }
 
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, count) = values.fold((0.0, 0usize), |(sum, count), value| {
+        (sum + value, count + 1)
+    });
+    (count > 0).then(|| sum / count as f64)
+}
+
 fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -424,7 +489,9 @@ mod tests {
             answerable,
             rank,
             found,
-            support: 0.0,
+            assessment: Assessment::default(),
+            answer_recall: None,
+            answer_chars: None,
             latency_ms: 1.0,
             generation: None,
         }

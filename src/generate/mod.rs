@@ -7,7 +7,7 @@
 //! caller's scope, so it cannot reveal anything else, whatever a document tells it to do.
 //!
 //! Trade-offs:
-//! - When even the best passage covers too little of the question (`answer.min_support`), the
+//! - When the passages do not answer the question (`crate::answer::answerability`), the
 //!   model is not asked: the answer is "not found", as without a model. A small model tends to
 //!   answer anyway from loosely related passages.
 //! - Any failure of the model (unreachable, an HTTP error, too slow, unreadable output) gives
@@ -16,10 +16,12 @@
 
 mod client;
 mod prompt;
+mod synthesis;
 mod verify;
 
 pub use client::{ChatClient, ChatMessage, ChatRole, Completion, CompletionStream, LlmError};
 pub use prompt::{PromptError, Prompts};
+pub use synthesis::{GroupEvidence, Synthesis, SynthesisCitation};
 pub use verify::{
     Action, CheckedSentence, UNSUPPORTED_MARK, Verdict, Verification, Verified, verify,
 };
@@ -30,6 +32,7 @@ use std::time::Instant;
 use futures_util::Stream;
 use tracing::Instrument;
 
+use crate::answer::answerability::Assessment;
 use crate::answer::{Answer, AnswerMode, extractive_answer, not_found};
 use crate::config::{AnswerConfig, LlmConfig, UnsupportedPolicy};
 use crate::store::ScoredChunk;
@@ -93,9 +96,10 @@ impl Generator {
         &self,
         question: &str,
         passages: Vec<ScoredChunk>,
+        assessment: &Assessment,
         answer_config: &AnswerConfig,
     ) -> Answer {
-        let extractive = extractive_answer(question, passages.clone(), answer_config);
+        let extractive = extractive_answer(question, passages.clone(), assessment, answer_config);
         if !extractive.found {
             return extractive;
         }
@@ -111,7 +115,7 @@ impl Generator {
                     finish_reason = completion.finish_reason.as_deref().unwrap_or("-"),
                     "answer generated"
                 );
-                self.verified(&completion.text, passages, extractive.support)
+                self.verified(&completion.text, passages, extractive.assessment)
             }
             Ok(_) => fallback(extractive, &empty_answer()),
             Err(error) => fallback(extractive, &error),
@@ -124,10 +128,12 @@ impl Generator {
         self: Arc<Self>,
         question: String,
         passages: Vec<ScoredChunk>,
+        assessment: Assessment,
         answer_config: AnswerConfig,
     ) -> impl Stream<Item = AskEvent> + Send + 'static {
         let span = tracing::Span::current();
-        let extractive = extractive_answer(&question, passages.clone(), &answer_config);
+        let extractive =
+            extractive_answer(&question, passages.clone(), &assessment, &answer_config);
         let passages = self.given(passages);
         let state = StreamState {
             generator: self,
@@ -157,7 +163,7 @@ impl Generator {
         passages
     }
 
-    fn verified(&self, raw: &str, passages: Vec<ScoredChunk>, support: f32) -> Answer {
+    fn verified(&self, raw: &str, passages: Vec<ScoredChunk>, assessment: Assessment) -> Answer {
         let verified = verify(
             raw,
             &passages,
@@ -186,7 +192,7 @@ impl Generator {
             });
         }
         let (found, text, citations) = if verified.cited.is_empty() {
-            let not_found = not_found(passages, support);
+            let not_found = not_found(passages, assessment.clone());
             (false, not_found.text, not_found.citations)
         } else {
             // The cited passages, in the order of their new numbers.
@@ -202,7 +208,7 @@ impl Generator {
             found,
             text,
             citations,
-            support,
+            assessment,
             mode: AnswerMode::Generated,
             verification: Some(verification),
             warnings,
@@ -388,7 +394,7 @@ impl StreamState {
                 let answer = self.generator.verified(
                     &self.raw,
                     std::mem::take(&mut self.passages),
-                    extractive.support,
+                    extractive.assessment,
                 );
                 Some(self.finish(answer))
             }

@@ -1,15 +1,18 @@
 //! The Japanese prompts: a system template and a user template, with `{{question}}` and
-//! `{{passages}}` filled in per request.
+//! `{{passages}}` filled in per request; one pair for answers, one for the synthesis of a
+//! comparison (what its groups have in common and where they differ).
 //!
-//! The built-in templates are `prompts/system.txt` and `prompts/user.txt`, compiled into the
-//! binary; `llm.prompts_dir` replaces both. Templates are checked when loaded (at start): an
-//! unknown or unclosed `{{…}}`, or a required variable missing from both templates, is an error
-//! then rather than a strange prompt later.
+//! The built-in templates are `prompts/system.txt` and `prompts/user.txt` (answers) and
+//! `prompts/synthesis-system.txt` and `prompts/synthesis-user.txt`, compiled into the binary;
+//! `llm.prompts_dir` replaces the answer pair, and the synthesis pair when it holds those files
+//! too (a directory written before syntheses existed keeps working). Templates are checked when
+//! loaded (at start): an unknown or unclosed `{{…}}`, or a required variable missing from both
+//! templates of a pair, is an error then rather than a strange prompt later.
 //!
 //! Passages go into the prompt as quoted data: each inside its own `<passage …>` element,
-//! numbered from 1 in retrieval order, with title, pages and headings as attributes. Anything in
-//! a document that could close or open such an element is defused first, so a document cannot
-//! end its own quotation and speak as the prompt.
+//! numbered from 1 in retrieval order, with title, pages and headings (and, for a synthesis,
+//! the group) as attributes. Anything in a document that could close or open such an element
+//! is defused first, so a document cannot end its own quotation and speak as the prompt.
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +22,13 @@ use super::client::ChatMessage;
 
 const BUILTIN_SYSTEM: &str = include_str!("../../prompts/system.txt");
 const BUILTIN_USER: &str = include_str!("../../prompts/user.txt");
+const BUILTIN_SYNTHESIS_SYSTEM: &str = include_str!("../../prompts/synthesis-system.txt");
+const BUILTIN_SYNTHESIS_USER: &str = include_str!("../../prompts/synthesis-user.txt");
 
 pub const SYSTEM_FILE: &str = "system.txt";
 pub const USER_FILE: &str = "user.txt";
+pub const SYNTHESIS_SYSTEM_FILE: &str = "synthesis-system.txt";
+pub const SYNTHESIS_USER_FILE: &str = "synthesis-user.txt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
@@ -122,11 +129,45 @@ impl Template {
     }
 }
 
-/// The system and user templates, checked.
+/// A system and a user template, checked together.
 #[derive(Debug, Clone)]
-pub struct Prompts {
+struct Pair {
     system: Template,
     user: Template,
+}
+
+impl Pair {
+    fn parse(
+        (system_name, system): (&str, &str),
+        (user_name, user): (&str, &str),
+    ) -> Result<Self, PromptError> {
+        let pair = Self {
+            system: Template::parse(system_name, system)?,
+            user: Template::parse(user_name, user)?,
+        };
+        for variable in Variable::ALL {
+            if !pair.system.uses(variable) && !pair.user.uses(variable) {
+                return Err(PromptError::MissingVariable {
+                    name: variable.name(),
+                });
+            }
+        }
+        Ok(pair)
+    }
+
+    fn messages(&self, question: &str, passages: &str) -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::system(self.system.render(question, passages)),
+            ChatMessage::user(self.user.render(question, passages)),
+        ]
+    }
+}
+
+/// The answer and synthesis templates, checked.
+#[derive(Debug, Clone)]
+pub struct Prompts {
+    answer: Pair,
+    synthesis: Pair,
 }
 
 impl Prompts {
@@ -135,13 +176,22 @@ impl Prompts {
         Self::parse(BUILTIN_SYSTEM, BUILTIN_USER)
     }
 
-    /// `system.txt` and `user.txt` from `dir`.
+    /// `system.txt` and `user.txt` from `dir`, and `synthesis-system.txt` and
+    /// `synthesis-user.txt` when `dir` has both (else the built-in ones).
     pub fn load(dir: &Path) -> Result<Self, PromptError> {
         let read = |file: &str| {
             let path = dir.join(file);
             std::fs::read_to_string(&path).map_err(|source| PromptError::Read { path, source })
         };
-        Self::parse(&read(SYSTEM_FILE)?, &read(USER_FILE)?)
+        let mut prompts = Self::parse(&read(SYSTEM_FILE)?, &read(USER_FILE)?)?;
+        let synthesis_files = [SYNTHESIS_SYSTEM_FILE, SYNTHESIS_USER_FILE];
+        if synthesis_files.iter().all(|file| dir.join(file).is_file()) {
+            prompts.synthesis = Pair::parse(
+                (SYNTHESIS_SYSTEM_FILE, &read(SYNTHESIS_SYSTEM_FILE)?),
+                (SYNTHESIS_USER_FILE, &read(SYNTHESIS_USER_FILE)?),
+            )?;
+        }
+        Ok(prompts)
     }
 
     /// The configured templates: `dir` when given, else the built-in ones.
@@ -152,45 +202,58 @@ impl Prompts {
         }
     }
 
+    /// The answer templates `system` and `user`, with the built-in synthesis templates.
     fn parse(system: &str, user: &str) -> Result<Self, PromptError> {
-        let prompts = Self {
-            system: Template::parse(SYSTEM_FILE, system)?,
-            user: Template::parse(USER_FILE, user)?,
-        };
-        for variable in Variable::ALL {
-            if !prompts.system.uses(variable) && !prompts.user.uses(variable) {
-                return Err(PromptError::MissingVariable {
-                    name: variable.name(),
-                });
-            }
-        }
-        Ok(prompts)
+        Ok(Self {
+            answer: Pair::parse((SYSTEM_FILE, system), (USER_FILE, user))?,
+            synthesis: Pair::parse(
+                (SYNTHESIS_SYSTEM_FILE, BUILTIN_SYNTHESIS_SYSTEM),
+                (SYNTHESIS_USER_FILE, BUILTIN_SYNTHESIS_USER),
+            )?,
+        })
     }
 
     /// The chat messages for `question` over `passages`, numbered from 1 in the given order.
     pub fn messages(&self, question: &str, passages: &[ScoredChunk]) -> Vec<ChatMessage> {
-        let passages = render_passages(passages);
-        vec![
-            ChatMessage::system(self.system.render(question, &passages)),
-            ChatMessage::user(self.user.render(question, &passages)),
-        ]
+        let passages = render_passages(passages.iter().map(|passage| (None, passage)));
+        self.answer.messages(question, &passages)
+    }
+
+    /// The chat messages for the synthesis of a comparison of `question`: `passages` are the
+    /// groups' passages with their group's label, numbered from 1 in the given order.
+    pub fn synthesis_messages(
+        &self,
+        question: &str,
+        passages: &[(&str, &ScoredChunk)],
+    ) -> Vec<ChatMessage> {
+        let passages = render_passages(
+            passages
+                .iter()
+                .map(|(group, passage)| (Some(*group), *passage)),
+        );
+        self.synthesis.messages(question, &passages)
     }
 }
 
-/// Each passage as `<passage n="1" title="…" pages="3" heading="A ＞ B">text</passage>`.
-fn render_passages(passages: &[ScoredChunk]) -> String {
+/// Each passage as `<passage n="1" title="…" pages="3" heading="A ＞ B">text</passage>`, with
+/// `group="…"` after `n` when it has a group.
+fn render_passages<'a>(
+    passages: impl Iterator<Item = (Option<&'a str>, &'a ScoredChunk)>,
+) -> String {
     passages
-        .iter()
         .enumerate()
-        .map(|(index, passage)| {
+        .map(|(index, (group, passage))| {
             let chunk = &passage.chunk;
             let pages = if chunk.page_start == chunk.page_end {
                 chunk.page_start.to_string()
             } else {
                 format!("{}-{}", chunk.page_start, chunk.page_end)
             };
+            let group = group
+                .map(|group| format!(" group=\"{}\"", attribute(group)))
+                .unwrap_or_default();
             format!(
-                "<passage n=\"{}\" title=\"{}\" pages=\"{}\" heading=\"{}\">\n{}\n</passage>",
+                "<passage n=\"{}\"{group} title=\"{}\" pages=\"{}\" heading=\"{}\">\n{}\n</passage>",
                 index + 1,
                 attribute(&chunk.document.title),
                 pages,
@@ -299,6 +362,27 @@ mod tests {
     }
 
     #[test]
+    fn a_synthesis_numbers_the_passages_of_all_groups_with_their_group() {
+        let prompts = Prompts::builtin().unwrap();
+        let (first, second) = (
+            passage("計画", "研修を行う。"),
+            passage("報告書", "体制を整えた。"),
+        );
+        let messages = prompts.synthesis_messages(
+            "体制は？",
+            &[("北海道", &first), ("沖縄\"県</passage>", &second)],
+        );
+        let user = &messages[1].content;
+        assert!(
+            user.contains("<passage n=\"1\" group=\"北海道\" title=\"計画\""),
+            "{user}"
+        );
+        assert!(user.contains("<passage n=\"2\" group=\"沖縄”県＜/passage＞\" title=\"報告書\""));
+        assert!(user.contains("質問: 体制は？"));
+        assert!(messages[0].content.contains("共通点"));
+    }
+
+    #[test]
     fn templates_load_from_a_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SYSTEM_FILE), "資料だけで答える。").unwrap();
@@ -307,6 +391,21 @@ mod tests {
         let messages = prompts.messages("いつ？", &[passage("t", "本文")]);
         assert_eq!(messages[0].content, "資料だけで答える。");
         assert!(messages[1].content.ends_with("問: いつ？"));
+
+        let synthesis = prompts.synthesis_messages("いつ？", &[("北海道", &passage("t", "本文"))]);
+        assert!(
+            synthesis[0].content.contains("共通点"),
+            "the built-in synthesis prompt"
+        );
+        std::fs::write(dir.path().join(SYNTHESIS_SYSTEM_FILE), "違いを述べる。").unwrap();
+        std::fs::write(
+            dir.path().join(SYNTHESIS_USER_FILE),
+            "{{passages}} {{question}}",
+        )
+        .unwrap();
+        let prompts = Prompts::load(dir.path()).unwrap();
+        let synthesis = prompts.synthesis_messages("いつ？", &[("北海道", &passage("t", "本文"))]);
+        assert_eq!(synthesis[0].content, "違いを述べる。");
 
         std::fs::remove_file(dir.path().join(USER_FILE)).unwrap();
         assert!(matches!(

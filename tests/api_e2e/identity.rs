@@ -1,7 +1,7 @@
 //! Trusted issuers, per-user principals, portal sign-in and rate limits, on the shared server.
 //!
-//! The keys are made here, at the start of the run: an RSA key for the `portal` issuer
-//! (RS256), an Ed25519 key for the `idp` issuer (EdDSA, with its own claim names), and another
+//! The keys are made here, at the start of the run: an RSA key (RS256) and a P-256 key
+//! (ES256) for the `portal` issuer, an Ed25519 key for the `idp` issuer (EdDSA, with its own claim names), and another
 //! Ed25519 key for `rotating`, whose JWKS file the rotation test replaces. `add_test_issuers`
 //! writes the JWKS files and adds the three issuers to the shared server's configuration.
 
@@ -44,6 +44,8 @@ struct TestIssuers {
     /// Holds the JWKS files.
     dir: tempfile::TempDir,
     portal: SigningKey,
+    /// The portal's second key, of another algorithm.
+    portal_es256: SigningKey,
     idp: SigningKey,
     rotating: SigningKey,
 }
@@ -82,6 +84,25 @@ fn ed25519_key(kid: &str) -> SigningKey {
     signing_key(kid, Algorithm::EdDSA, EncodingKey::from_ed_der(&der))
 }
 
+fn p256_key(kid: &str) -> SigningKey {
+    use p256::pkcs8::EncodePrivateKey;
+    // Random bytes below the curve's order are a private key: all but about 2^-32 of them.
+    let secret = std::iter::repeat_with(|| {
+        let mut scalar = [0u8; 32];
+        getrandom::fill(&mut scalar).expect("random bytes");
+        p256::SecretKey::from_slice(&scalar).ok()
+    })
+    .flatten()
+    .next()
+    .expect("a P-256 key");
+    let der = secret.to_pkcs8_der().expect("PKCS#8 DER");
+    signing_key(
+        kid,
+        Algorithm::ES256,
+        EncodingKey::from_ec_der(der.as_bytes()),
+    )
+}
+
 fn write_jwks(path: &std::path::Path, keys: &[&SigningKey]) {
     let set = JwkSet {
         keys: keys.iter().map(|key| key.jwk.clone()).collect(),
@@ -101,11 +122,15 @@ fn issuers() -> &'static TestIssuers {
             .expect("a JWKS directory");
         let issuers = TestIssuers {
             portal: rsa_key("rsa-1"),
+            portal_es256: p256_key("ec-1"),
             idp: ed25519_key("ed-1"),
             rotating: ed25519_key("rotating-1"),
             dir,
         };
-        write_jwks(&issuers.jwks("portal"), &[&issuers.portal]);
+        write_jwks(
+            &issuers.jwks("portal"),
+            &[&issuers.portal, &issuers.portal_es256],
+        );
         write_jwks(&issuers.jwks("idp"), &[&issuers.idp]);
         write_jwks(&issuers.jwks("rotating"), &[&issuers.rotating]);
         issuers
@@ -139,6 +164,7 @@ fn issuer_config(id: &str, issuer: &str, organisations: &[&str]) -> IssuerConfig
 /// The test issuers, added to the shared server's configuration by `prepare_service`.
 pub fn add_test_issuers(config: &mut Config) {
     let portal = IssuerConfig {
+        algorithms: vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256],
         roles: [("hikitsugi-editor".to_owned(), Role::Editor)].into(),
         sign_in_origins: vec![PORTAL_ORIGIN.to_owned()],
         ..issuer_config("portal", PORTAL_ISS, &["pref-wakayama", "pref-hyogo"])
@@ -165,7 +191,7 @@ pub fn share_service(service: &Service) {
     let _ = SHARED_SERVICE.set(service.clone());
 }
 
-fn shared_service() -> &'static Service {
+pub fn shared_service() -> &'static Service {
     base_url();
     SHARED_SERVICE.get().expect("prepare_service shared it")
 }
@@ -202,7 +228,7 @@ fn sign(key: &SigningKey, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &key.key).expect("a signed token")
 }
 
-fn portal_token(user: &str, org: &str) -> String {
+pub fn portal_token(user: &str, org: &str) -> String {
     sign(&issuers().portal, &claims(user, org))
 }
 
@@ -652,5 +678,71 @@ async fn an_organisation_limit_holds_all_its_users_together() {
         call(&app, "/v1/feedback", Some(HYOGO_KEY)).await.status(),
         StatusCode::FORBIDDEN,
         "another organisation is not held up"
+    );
+}
+
+#[tokio::test]
+async fn an_es256_token_is_verified_like_an_rs256_one_where_its_issuer_allows_es256() {
+    let query = json!({ "query": WAKAYAMA_QUESTION, "top_k": 10 });
+    let es256 = sign(&issuers().portal_es256, &claims("sato", "pref-wakayama"));
+    let found = post_json("/v1/search", Some(&es256), query.clone()).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert!(doc_ids(&found.body["passages"]).contains(DOC_003));
+
+    // `idp` allows EdDSA only: the same key and algorithm are refused for its tokens.
+    let for_idp = with(
+        claims("sato", "pref-wakayama"),
+        json!({ "iss": IDP_ISS, "uid": "sato", "tenant": "pref-wakayama" }),
+    );
+    let refused = post_json(
+        "/v1/search",
+        Some(&sign(&issuers().portal_es256, &for_idp)),
+        query,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn a_broken_jwks_file_at_start_refuses_its_tokens_until_a_good_one_appears() {
+    const LATE_ISS: &str = "https://late.test";
+    let issuers = issuers();
+    let jwks = issuers.jwks("late");
+    std::fs::write(&jwks, b"{ not a JWKS").expect("a broken JWKS file");
+    let service = shared_service();
+    let mut config = (*service.config).clone();
+    config.issuers.push(IssuerConfig {
+        algorithms: vec![SigningAlgorithm::EdDSA],
+        ..issuer_config("late", LATE_ISS, &["pref-wakayama"])
+    });
+    // Starts (the broken file is logged), and its tokens are refused like any bad token.
+    let app = hikitsugi::api::router(service.with_config(config));
+    let key = ed25519_key("late-1");
+    let now = now();
+    let token = sign(
+        &key,
+        &json!({ "iss": LATE_ISS, "aud": AUDIENCE, "sub": "abe", "org": "pref-wakayama",
+                 "iat": now, "exp": now + 120 }),
+    );
+    assert_eq!(
+        call(&app, "/v1/documents", Some(&token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The other issuers are not affected.
+    assert_eq!(
+        call(
+            &app,
+            "/v1/documents",
+            Some(&portal_token("abe", "pref-wakayama"))
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_jwks(&jwks, &[&key]);
+    assert_eq!(
+        call(&app, "/v1/documents", Some(&token)).await.status(),
+        StatusCode::OK
     );
 }

@@ -737,6 +737,93 @@ async fn the_workbench_in_a_real_browser() {
             .await;
     }
 
+    // A synthesis needs a language model, which the demo has not: the server says so.
+    browser
+        .find("#compare-synthesis")
+        .await
+        .click()
+        .await
+        .expect("ask for a synthesis");
+    browser
+        .find("#compare-submit")
+        .await
+        .click()
+        .await
+        .expect("compare");
+    browser
+        .until(
+            "the refusal",
+            "const e = document.getElementById('compare-error'); return !e.hidden && e.textContent.includes('言語モデル');",
+        )
+        .await;
+    assert!(!browser.visible("#compare-synthesis-box").await);
+    browser.shot("23-compare-synthesis-needs-a-model").await;
+
+    // With a model the response carries a synthesis; the page is given one (built from two
+    // groups' citations, as a server with a model would send) to show above the table.
+    browser
+        .script(
+            "const original = window.fetch;
+             window.fetch = async (path, options) => {
+               const response = await original(path, options);
+               if (path !== '/v1/compare' || !response.ok) return response;
+               const data = await response.json();
+               const cited = data.groups.filter((g) => g.found && g.citations.length > 0).slice(0, 2);
+               data.synthesis = {
+                 found: true,
+                 text: cited.map((g, i) => g.label + 'では「' + g.citations[0].text.slice(0, 20) + '」[' + (i + 1) + ']').join('。') + '。',
+                 citations: cited.map((g, i) => Object.assign({}, g.citations[0], { n: i + 1, group: g.key })),
+                 warnings: ['資料で根拠を確認できなかった1文をまとめから除きました。'],
+               };
+               window.fetch = original;
+               return new Response(JSON.stringify(data), { status: 200, headers: { 'Content-Type': 'application/json' } });
+             };
+             document.getElementById('compare-synthesis').checked = false;",
+        )
+        .await;
+    browser
+        .find("#compare-submit")
+        .await
+        .click()
+        .await
+        .expect("compare");
+    browser
+        .until(
+            "the synthesis",
+            "return !document.getElementById('compare-synthesis-box').hidden && document.querySelectorAll('#compare-synthesis-text .cite').length === 2;",
+        )
+        .await;
+    assert!(!browser.visible("#compare-error").await);
+    let cites = browser.texts("#compare-synthesis-cites .cite-meta").await;
+    assert_eq!(cites.len(), 2, "{cites:?}");
+    browser.shot("24-compare-synthesis").await;
+    let cited_group = browser
+        .script("return document.querySelector('#compare-synthesis-cites .cite-meta').textContent.split('・')[0];")
+        .await;
+    browser
+        .find("#compare-synthesis-text .cite")
+        .await
+        .click()
+        .await
+        .expect("open the synthesis's first citation");
+    browser
+        .until(
+            "the viewer",
+            "return document.getElementById('viewer').open;",
+        )
+        .await;
+    let heading = browser.text("#viewer-heading").await;
+    assert!(
+        heading.contains(cited_group.as_str().expect("a group label")),
+        "{heading} from {cited_group}"
+    );
+    browser
+        .find("#viewer-close")
+        .await
+        .click()
+        .await
+        .expect("close");
+
     // Similar cases: passages like a draft, with the terms they share.
     browser
         .find("#nav-similar")

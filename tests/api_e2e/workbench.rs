@@ -151,6 +151,40 @@ async fn compare_requests_are_checked() {
     )
     .await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
+    // The demo has no language model: a synthesis cannot be written.
+    let reply = compare(json!({"question": "体制", "group_by": "owner", "synthesis": true})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("言語モデル"), "{message}");
+    let reply = compare(json!({"question": "体制", "group_by": "owner", "synthesis": false})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body.get("synthesis").is_none(), "{}", reply.body);
+}
+
+/// A section comparison reads its document's sections once: a second request, answered from
+/// the cached sections, has the same groups.
+#[tokio::test]
+async fn a_repeated_section_compare_has_the_same_groups() {
+    let body = json!({
+        "question": "対象となる市町村はどこか",
+        "group_by": "section",
+        "filters": {"doc_id": DOC_000},
+    });
+    let first = post_json("/v1/compare", Some(PUBLIC_KEY), body.clone()).await;
+    let second = post_json("/v1/compare", Some(PUBLIC_KEY), body).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let keys = |reply: &Value| -> Vec<String> {
+        groups(reply)
+            .iter()
+            .map(|group| group["key"].as_str().expect("a key").to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&first.body), keys(&second.body));
+    assert_eq!(
+        keys(&first.body).len(),
+        6,
+        "five prefectures and the cover table"
+    );
 }
 
 #[tokio::test]
@@ -256,6 +290,100 @@ async fn similar_cases_leave_out_the_callers_own_documents_when_asked() {
     )
     .await;
     assert_error(&long, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn the_workbench_options_are_documented() {
+    let openapi = get("/openapi.json", None).await;
+    assert_eq!(openapi.status, StatusCode::OK);
+    let schemas = &openapi.body["components"]["schemas"];
+    let properties = |schema: &str| schemas[schema]["properties"].clone();
+    assert!(
+        properties("CompareRequest")["synthesis"].is_object(),
+        "{schemas}"
+    );
+    assert!(properties("CompareResponse")["synthesis"].is_object());
+    assert!(schemas["CompareSynthesis"].is_object());
+    assert!(schemas["SynthesisCitation"].is_object());
+    assert!(properties("SimilarRequest")["group_by"].is_object());
+    assert!(properties("SimilarRequest")["per_group"].is_object());
+    assert!(properties("SimilarResponse")["groups"].is_object());
+    assert_eq!(
+        schemas["SimilarGroupBy"]["enum"],
+        json!(["owner", "document"])
+    );
+}
+
+#[tokio::test]
+async fn similar_cases_grouped_by_owner_or_document() {
+    let draft = "市町のDX推進を支援するため、県が専門人材を派遣し、市町職員向けの研修や相談対応を行う。共同調達やシステム標準化にも取り組む。";
+    let similar = |body: Value| post_json("/v1/similar", Some(HYOGO_KEY), body);
+    let by_owner = similar(json!({"text": draft, "group_by": "owner", "top_k": 5})).await;
+    assert_eq!(by_owner.status, StatusCode::OK, "{}", by_owner.body);
+    assert_eq!(by_owner.body["passages"], json!([]), "{}", by_owner.body);
+    let owners = groups(&by_owner.body);
+    let keys: BTreeSet<String> = owners
+        .iter()
+        .map(|group| group["key"].as_str().expect("a key").to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        set(&["pref-hyogo", "soumu"]),
+        "兵庫県 reads no 和歌山県 document"
+    );
+    assert!(labels(&by_owner.body).contains(&"総務省".to_owned()));
+    let mut best = f64::MAX;
+    for group in owners {
+        let passages = group["passages"].as_array().expect("passages");
+        assert!(!passages.is_empty() && passages.len() <= 3, "{group}");
+        assert!(
+            passages.iter().all(|p| p["owner"] == group["key"]),
+            "{group}"
+        );
+        assert!(
+            passages
+                .iter()
+                .all(|p| !p["matched_terms"].as_array().expect("terms").is_empty())
+        );
+        let top = passages[0]["score"].as_f64().expect("a score");
+        assert!(
+            top <= best,
+            "groups come in the order of their best passage"
+        );
+        best = top;
+    }
+
+    let by_document = similar(json!({
+        "text": draft, "group_by": "document", "top_k": 2, "per_group": 1, "exclude_owner": true,
+    }))
+    .await;
+    assert_eq!(by_document.status, StatusCode::OK, "{}", by_document.body);
+    let documents = groups(&by_document.body);
+    assert!(
+        !documents.is_empty() && documents.len() <= 2,
+        "{}",
+        by_document.body
+    );
+    for group in documents {
+        let passages = group["passages"].as_array().expect("passages");
+        assert_eq!(passages.len(), 1, "{group}");
+        assert_eq!(passages[0]["doc_id"], group["key"]);
+        assert_eq!(passages[0]["title"], group["label"]);
+        assert_ne!(passages[0]["owner"], "pref-hyogo", "{group}");
+    }
+
+    for bad in [
+        json!({"text": draft, "group_by": "kind"}),
+        json!({"text": draft, "group_by": "owner", "per_group": 0}),
+        json!({"text": draft, "group_by": "owner", "per_group": 6}),
+        json!({"text": draft, "per_group": 2}),
+    ] {
+        assert_error(
+            &similar(bad).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        );
+    }
 }
 
 /// A comparison as Markdown and DOCX: the files hold the result's question, each group's

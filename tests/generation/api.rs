@@ -36,6 +36,20 @@ const Q_SLOW: &str = "オンラインよろず相談の相談件数は増えま�
 /// Asked by both organisations, to see what the model is shown.
 const Q_SCOPE: &str = "オンラインよろず相談はどのような形で実施されますか";
 
+/// Compared per section of the 和歌山県 report; the model's synthesis cites one sentence of
+/// each group, and adds one sentence citing nothing and one its passage does not support.
+const Q_SYNTHESIS_KEPT: &str = "オンラインよろず相談と研修はどのように実施されましたか";
+/// The same comparison; the model's synthesis has only an unsupported sentence.
+const Q_SYNTHESIS_UNSUPPORTED: &str = "オンラインよろず相談と研修はどのような形で行われましたか";
+/// Compared per owner as 和歌山県: one group, nothing to synthesise.
+const Q_SYNTHESIS_ONE_GROUP: &str = "オンラインよろず相談と研修の実施方法は";
+/// A sentence of a synthesis that cites nothing and that no passage supports.
+const UNCITED_CLAIM: &str = "両者はどちらも全国で最も優れた取組として高く評価されている。";
+/// A sentence that cites a passage that does not support it.
+const UNSUPPORTED_CLAIM: &str = "予算総額は百億円に達した[1]。";
+/// In the built-in synthesis system prompt, not in the answer one.
+const SYNTHESIS_PROMPT_MARK: &str = "共通点と相違点";
+
 /// Only 兵庫県 may read this.
 const HYOGO_SECRET: &str = "98億7654万円";
 const SYSTEM_PROMPT: &str = include_str!("../../prompts/system.txt");
@@ -66,7 +80,16 @@ fn script(request: &Received) -> Reply {
         .lines()
         .find_map(|line| line.strip_prefix("質問: "))
         .unwrap_or_default();
+    if request.message("system").contains(SYNTHESIS_PROMPT_MARK) {
+        return synthesis_script(question, &user);
+    }
     match question {
+        // Each group's answer: the first sentence of its best passage.
+        Q_SYNTHESIS_KEPT | Q_SYNTHESIS_UNSUPPORTED | Q_SYNTHESIS_ONE_GROUP => Reply::Completion(
+            first_sentence(&user, 1)
+                .map(|sentence| format!("{sentence}[1]"))
+                .unwrap_or_default(),
+        ),
         Q_ANSWERED => Reply::stream(&[
             "オンラインよろず相談は、",
             "県内の市町村ごとにオンライン会議で毎月実施しました[1]。",
@@ -93,6 +116,46 @@ fn script(request: &Received) -> Reply {
         },
         _ => Reply::Completion("資料には記載がありません。".to_owned()),
     }
+}
+
+/// What the scripted model writes as the synthesis of a comparison.
+fn synthesis_script(question: &str, user: &str) -> Reply {
+    let groups = passage_groups(user);
+    let other_group = groups
+        .iter()
+        .find(|(_, group)| Some(group) != groups.first().map(|(_, first)| first))
+        .map_or(0, |(n, _)| *n);
+    match question {
+        Q_SYNTHESIS_KEPT => Reply::Completion(format!(
+            "{}[1]{}[{other_group}]{UNCITED_CLAIM}{UNSUPPORTED_CLAIM}",
+            first_sentence(user, 1).unwrap_or_default(),
+            first_sentence(user, other_group).unwrap_or_default(),
+        )),
+        _ => Reply::Completion(format!("{UNCITED_CLAIM}{UNSUPPORTED_CLAIM}")),
+    }
+}
+
+/// The number and group of each passage of a prompt, in order.
+fn passage_groups(prompt: &str) -> Vec<(usize, String)> {
+    prompt
+        .split("<passage n=\"")
+        .skip(1)
+        .filter_map(|element| {
+            let (n, rest) = element.split_once('"')?;
+            let group = rest.strip_prefix(" group=\"")?.split_once('"')?.0;
+            Some((n.parse().ok()?, group.to_owned()))
+        })
+        .collect()
+}
+
+/// The first sentence (up to its 。) of passage `n` of a prompt.
+fn first_sentence(prompt: &str, n: usize) -> Option<String> {
+    let start = prompt.find(&format!("<passage n=\"{n}\""))?;
+    let element = &prompt[start..];
+    let body = &element[element.find('\n')? + 1..element.find("</passage>")?];
+    let line = body.lines().find(|line| line.contains('。'))?;
+    let end = line.find('。')? + '。'.len_utf8();
+    Some(line[..end].to_owned())
 }
 
 fn start() -> anyhow::Result<Harness> {
@@ -577,4 +640,141 @@ async fn metrics_can_require_a_key() {
         .await
         .expect("answers");
     assert_eq!(open.status(), reqwest::StatusCode::OK);
+}
+
+async fn compare(key: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/compare", harness().base_url))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    response.json().await.expect("JSON")
+}
+
+/// The synthesis requests the model received for `question`.
+fn synthesis_requests(question: &str) -> Vec<Received> {
+    requests_for(question)
+        .into_iter()
+        .filter(|request| request.message("system").contains(SYNTHESIS_PROMPT_MARK))
+        .collect()
+}
+
+fn section_compare(question: &str) -> Value {
+    json!({
+        "question": question,
+        "group_by": "section",
+        "filters": { "doc_id": "wakayama-report.txt" },
+        "synthesis": true,
+    })
+}
+
+#[tokio::test]
+async fn a_synthesis_keeps_only_sentences_its_group_passages_support() {
+    let compared = compare(WAKAYAMA_KEY, section_compare(Q_SYNTHESIS_KEPT)).await;
+    let groups = compared["groups"].as_array().expect("groups");
+    let keys: Vec<&str> = groups
+        .iter()
+        .filter_map(|group| group["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["■ オンラインよろず相談", "■ 研修"], "{compared}");
+    assert!(
+        groups.iter().all(|group| group["found"] == true),
+        "{compared}"
+    );
+
+    // The model was given every group's cited passages in one numbered list, each marked with
+    // its group, and nothing else.
+    let received = synthesis_requests(Q_SYNTHESIS_KEPT);
+    assert_eq!(received.len(), 1);
+    let user = received[0].message("user");
+    let given = passage_groups(&user);
+    let cited: usize = groups
+        .iter()
+        .map(|group| group["citations"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(given.len(), cited, "{user}");
+    assert!(given.iter().any(|(_, group)| group == "■ 研修"), "{user}");
+    assert!(!user.contains(HYOGO_SECRET) && !user.contains("以前の指示"));
+
+    let synthesis = &compared["synthesis"];
+    assert_eq!(synthesis["found"], true, "{synthesis}");
+    let text = synthesis["text"].as_str().expect("a text");
+    let first = first_sentence(&user, 1).expect("a first sentence");
+    assert!(text.starts_with(&format!("{first}[1]")), "{text}");
+    assert!(text.contains("[2]"), "{text}");
+    assert!(
+        !text.contains("優れた") && !text.contains("百億円"),
+        "{text}"
+    );
+    assert_eq!(synthesis["verification"]["dropped"], 2, "{synthesis}");
+    assert!(
+        synthesis["warnings"]
+            .as_array()
+            .is_some_and(|warnings| warnings.len() == 1)
+    );
+    // Its citations are the two groups' passages, each naming its group.
+    let citations = synthesis["citations"].as_array().expect("citations");
+    assert_eq!(citations.len(), 2, "{synthesis}");
+    for (n, citation) in citations.iter().enumerate() {
+        assert_eq!(citation["n"], n + 1);
+        assert_eq!(citation["doc_id"], "wakayama-report.txt");
+        assert_eq!(citation["heading_path"][0], citation["group"], "{citation}");
+        let group = groups
+            .iter()
+            .find(|group| group["key"] == citation["group"])
+            .expect("a compared group");
+        assert!(
+            group["citations"]
+                .as_array()
+                .is_some_and(|cited| cited.iter().any(|c| c["ordinal"] == citation["ordinal"])),
+            "a synthesis cites what its group's answer cites: {citation}"
+        );
+        assert!(
+            !citation["highlights"]
+                .as_array()
+                .expect("highlights")
+                .is_empty()
+        );
+    }
+    assert_ne!(citations[0]["group"], citations[1]["group"]);
+}
+
+#[tokio::test]
+async fn a_synthesis_without_a_supported_sentence_or_two_groups_is_not_shown() {
+    let compared = compare(WAKAYAMA_KEY, section_compare(Q_SYNTHESIS_UNSUPPORTED)).await;
+    let synthesis = &compared["synthesis"];
+    assert_eq!(synthesis["found"], false, "{synthesis}");
+    assert_eq!(synthesis["text"], "");
+    assert_eq!(synthesis["citations"], json!([]));
+    assert_eq!(synthesis["verification"]["dropped"], 2, "{synthesis}");
+    assert!(
+        synthesis["warnings"]
+            .as_array()
+            .is_some_and(|warnings| warnings.len() == 2)
+    );
+    // The groups' answers stand whatever became of the synthesis.
+    assert!(
+        compared["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .all(|g| g["found"] == true)
+    );
+
+    // 和歌山県 reads one organisation's documents: one group, and the model is not asked.
+    let compared = compare(
+        WAKAYAMA_KEY,
+        json!({ "question": Q_SYNTHESIS_ONE_GROUP, "group_by": "owner", "synthesis": true }),
+    )
+    .await;
+    assert_eq!(
+        compared["groups"].as_array().map(Vec::len),
+        Some(1),
+        "{compared}"
+    );
+    assert_eq!(compared["synthesis"]["found"], false, "{compared}");
+    assert!(synthesis_requests(Q_SYNTHESIS_ONE_GROUP).is_empty());
 }

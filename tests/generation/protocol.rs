@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use hikitsugi::answer::answerability::{Assessment, assess};
 use hikitsugi::answer::{Answer, AnswerMode, extractive_answer};
+use hikitsugi::embed::Bm25Encoder;
 use hikitsugi::config::{AnswerConfig, ApiKey, LlmConfig};
 use hikitsugi::generate::{AskEvent, Generator, Verdict};
 use hikitsugi::store::{DocumentMeta, ScoredChunk, StoredChunk};
@@ -64,9 +66,21 @@ fn passages() -> Vec<ScoredChunk> {
 }
 
 const ANSWER_CONFIG: AnswerConfig = AnswerConfig {
-    min_support: 0.43,
+    min_confidence: 0.5,
     max_sentences: 4,
 };
+
+/// The service's decision on whether `passages()` answer `question`.
+fn assessment(question: &str) -> Assessment {
+    let words = Bm25Encoder::new().expect("the BM25 encoder");
+    assess(
+        question,
+        &passages(),
+        &words,
+        None,
+        ANSWER_CONFIG.min_confidence,
+    )
+}
 
 fn config(base_url: &str) -> LlmConfig {
     LlmConfig {
@@ -89,13 +103,20 @@ fn generator(base_url: &str) -> Arc<Generator> {
 }
 
 async fn answer(generator: &Generator, question: &str) -> Answer {
-    generator.answer(question, passages(), &ANSWER_CONFIG).await
+    generator
+        .answer(question, passages(), &assessment(question), &ANSWER_CONFIG)
+        .await
 }
 
 async fn stream_events(generator: &Arc<Generator>, question: &str) -> Vec<AskEvent> {
     generator
         .clone()
-        .answer_stream(question.to_owned(), passages(), ANSWER_CONFIG)
+        .answer_stream(
+            question.to_owned(),
+            passages(),
+            assessment(question),
+            ANSWER_CONFIG,
+        )
         .collect()
         .await
 }
@@ -131,7 +152,12 @@ fn sentences_and_answer(events: Vec<AskEvent>) -> (Vec<(String, Vec<usize>)>, An
 }
 
 fn assert_extractive_fallback(answer: &Answer, warning_part: &str) {
-    let extractive = extractive_answer(QUESTION, passages(), &ANSWER_CONFIG);
+    let extractive = extractive_answer(
+        QUESTION,
+        passages(),
+        &assessment(QUESTION),
+        &ANSWER_CONFIG,
+    );
     assert_eq!(answer.mode, AnswerMode::Extractive);
     assert!(answer.found);
     assert_eq!(answer.text, extractive.text);
@@ -380,7 +406,12 @@ async fn dropping_the_stream_closes_the_connection_to_the_model() {
     .await;
     let generator = generator(&endpoint.base_url);
     let mut stream =
-        Box::pin(generator.answer_stream(QUESTION.to_owned(), passages(), ANSWER_CONFIG));
+        Box::pin(generator.answer_stream(
+            QUESTION.to_owned(),
+            passages(),
+            assessment(QUESTION),
+            ANSWER_CONFIG,
+        ));
     assert!(matches!(stream.next().await, Some(AskEvent::Passages(_))));
     assert!(matches!(stream.next().await, Some(AskEvent::Generating)));
     assert_eq!(endpoint.early_closes(), 0);

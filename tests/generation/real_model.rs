@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `HIKITSUGI_REAL_MODEL_QUESTIONS=N` limits the run to the first N questions;
-//! `HIKITSUGI_LLM_DIR` says where setup put the venv and the model.
+//! `HIKITSUGI_LLM_DIR` says where setup put the venv and the model;
+//! `HIKITSUGI_REAL_MODEL=1.5b` runs Qwen2.5-Coder-1.5B-Instruct instead (`tests/llm/setup.sh 1.5b`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,14 @@ use hikitsugi::eval::{Question, evaluate, read_jsonl};
 use hikitsugi::service::Service;
 use indicatif::ProgressBar;
 
-const MODEL_FILE: &str = "qwen2.5-coder-0.5b-instruct.gguf";
+/// The model file `tests/llm/setup.sh` assembles, by `HIKITSUGI_REAL_MODEL` (default 0.5b).
+fn model_file() -> &'static str {
+    match std::env::var("HIKITSUGI_REAL_MODEL").as_deref() {
+        Ok("1.5b") => "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        Ok("0.5b") | Err(_) => "qwen2.5-coder-0.5b-instruct.gguf",
+        Ok(other) => panic!("HIKITSUGI_REAL_MODEL={other}: use 0.5b or 1.5b"),
+    }
+}
 
 fn llm_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("HIKITSUGI_LLM_DIR") {
@@ -45,7 +53,7 @@ impl ModelServer {
     fn start() -> Self {
         let dir = llm_dir();
         let python = dir.join("venv/bin/python");
-        let model = dir.join(MODEL_FILE);
+        let model = dir.join(model_file());
         assert!(
             python.exists() && model.exists(),
             "run tests/llm/setup.sh first (looked in {})",
@@ -107,7 +115,7 @@ async fn the_real_model_answers_the_seed_questions_through_the_service() {
     config.storage.data_dir = data_dir.path().to_owned();
     config.server.request_timeout_ms = 600_000;
     config.llm.base_url = Some(server.base_url.clone());
-    config.llm.model = MODEL_FILE.to_owned();
+    config.llm.model = model_file().to_owned();
     config.llm.first_token_timeout_ms = 240_000;
     config.llm.timeout_ms = 400_000;
     config.llm.max_tokens = 256;

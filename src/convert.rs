@@ -1,0 +1,326 @@
+//! Legacy and OpenDocument office files (.doc, .xls, .ppt, .rtf, .odt, .ods, .odp), converted to
+//! their Office Open XML form with LibreOffice (`soffice --headless --convert-to`) so that the
+//! ingest crate's DOCX, XLSX and PPTX readers read them. Each conversion runs in a temporary
+//! directory of its own (the input, the output and a LibreOffice profile, so that conversions never
+//! share a profile lock), under a time limit; the directory is removed afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+/// A file type that LibreOffice converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Legacy {
+    /// The extension it is read from, lowercase.
+    pub extension: &'static str,
+    /// The extension it is converted to (`docx`, `xlsx`, `pptx`).
+    pub target: &'static str,
+    /// The Debian package whose LibreOffice component converts it.
+    pub package: &'static str,
+}
+
+const LEGACY: &[Legacy] = &[
+    Legacy {
+        extension: "doc",
+        target: "docx",
+        package: "libreoffice-writer",
+    },
+    Legacy {
+        extension: "rtf",
+        target: "docx",
+        package: "libreoffice-writer",
+    },
+    Legacy {
+        extension: "odt",
+        target: "docx",
+        package: "libreoffice-writer",
+    },
+    Legacy {
+        extension: "xls",
+        target: "xlsx",
+        package: "libreoffice-calc",
+    },
+    Legacy {
+        extension: "ods",
+        target: "xlsx",
+        package: "libreoffice-calc",
+    },
+    Legacy {
+        extension: "ppt",
+        target: "pptx",
+        package: "libreoffice-impress",
+    },
+    Legacy {
+        extension: "odp",
+        target: "pptx",
+        package: "libreoffice-impress",
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error(
+        "{path}: .{extension} files are read through LibreOffice, which is not installed: install the Debian package {package} (apt-get install {package}), or save the file as .{target}"
+    )]
+    Missing {
+        path: String,
+        extension: &'static str,
+        target: &'static str,
+        package: &'static str,
+    },
+    #[error(
+        "{path}: LibreOffice did not convert it within {seconds} s; save it as .{target} and add that file instead"
+    )]
+    TimedOut {
+        path: String,
+        seconds: u64,
+        target: &'static str,
+    },
+    #[error(
+        "{path}: LibreOffice could not convert it ({reason}); check that the file opens in LibreOffice, or save it as .{target}"
+    )]
+    Failed {
+        path: String,
+        reason: String,
+        target: &'static str,
+    },
+}
+
+/// The conversion a file needs, from its name; `None` for every other file.
+pub fn legacy_format(path: &str) -> Option<Legacy> {
+    let extension = Path::new(path)
+        .extension()?
+        .to_string_lossy()
+        .to_lowercase();
+    LEGACY
+        .iter()
+        .find(|legacy| legacy.extension == extension)
+        .copied()
+}
+
+/// `bytes` of a `legacy` file named `path`, converted; with `soffice` found on `PATH`.
+pub fn convert(
+    legacy: Legacy,
+    path: &str,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ConvertError> {
+    convert_using(find_soffice(), legacy, path, bytes, timeout)
+}
+
+fn convert_using(
+    soffice: Option<PathBuf>,
+    legacy: Legacy,
+    path: &str,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ConvertError> {
+    let soffice = soffice.ok_or_else(|| ConvertError::Missing {
+        path: path.to_owned(),
+        extension: legacy.extension,
+        target: legacy.target,
+        package: legacy.package,
+    })?;
+    convert_with(&soffice, legacy, path, bytes, timeout)
+}
+
+fn convert_with(
+    soffice: &Path,
+    legacy: Legacy,
+    path: &str,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ConvertError> {
+    let failed = |reason: String| ConvertError::Failed {
+        path: path.to_owned(),
+        reason,
+        target: legacy.target,
+    };
+    let work =
+        tempfile::tempdir().map_err(|error| failed(format!("no temporary directory: {error}")))?;
+    let input = work.path().join(format!("input.{}", legacy.extension));
+    std::fs::write(&input, bytes)
+        .map_err(|error| failed(format!("cannot write a temporary file: {error}")))?;
+    let out_dir = work.path().join("out");
+    let profile = format!("file://{}", work.path().join("profile").display());
+    let mut child = Command::new(soffice)
+        .arg(format!("-env:UserInstallation={profile}"))
+        .args([
+            "--headless",
+            "--norestore",
+            "--nologo",
+            "--nolockcheck",
+            "--convert-to",
+        ])
+        .arg(legacy.target)
+        .arg("--outdir")
+        .arg(&out_dir)
+        .arg(&input)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| failed(format!("{} did not start: {error}", soffice.display())))?;
+    let status = match child.wait_timeout(timeout) {
+        Ok(Some(status)) => status,
+        Ok(None) | Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ConvertError::TimedOut {
+                path: path.to_owned(),
+                seconds: timeout.as_secs().max(1),
+                target: legacy.target,
+            });
+        }
+    };
+    let output = out_dir.join(format!("input.{}", legacy.target));
+    match std::fs::read(&output) {
+        Ok(converted) if status.success() && !converted.is_empty() => Ok(converted),
+        _ => {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            let reason = stderr
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .trim()
+                .to_owned();
+            Err(failed(format!("{status}: {reason}")))
+        }
+    }
+}
+
+/// `soffice` (or `libreoffice`) on `PATH`.
+fn find_soffice() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["soffice", "libreoffice"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_formats_are_known_by_extension_whatever_the_case() {
+        let doc = legacy_format("議事録/第3回.DOC").expect("a legacy format");
+        assert_eq!((doc.target, doc.package), ("docx", "libreoffice-writer"));
+        assert_eq!(legacy_format("予算.ods").map(|l| l.target), Some("xlsx"));
+        assert_eq!(legacy_format("説明.ppt").map(|l| l.target), Some("pptx"));
+        assert_eq!(legacy_format("計画.docx"), None);
+        assert_eq!(legacy_format("README"), None);
+    }
+
+    #[test]
+    fn without_libreoffice_the_error_names_the_package_to_install() {
+        let legacy = legacy_format("見積.xls").expect("a legacy format");
+        let error = convert_using(None, legacy, "見積.xls", b"x", Duration::from_secs(1))
+            .expect_err("no converter");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("見積.xls: ")
+                && message.contains("apt-get install libreoffice-calc"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_converter_that_writes_nothing_is_a_failure_naming_the_file() {
+        let legacy = legacy_format("a.doc").expect("a legacy format");
+        let error = convert_with(
+            Path::new("/bin/true"),
+            legacy,
+            "a.doc",
+            b"x",
+            Duration::from_secs(5),
+        )
+        .expect_err("no output");
+        assert!(matches!(error, ConvertError::Failed { .. }), "{error}");
+        assert!(error.to_string().starts_with("a.doc: "), "{error}");
+    }
+
+    /// A one-heading, one-paragraph OpenDocument text, as LibreOffice and other suites save it.
+    fn odt(heading: &str, paragraph: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).expect("an entry");
+        zip.write_all(b"application/vnd.oasis.opendocument.text")
+            .expect("written");
+        zip.start_file("META-INF/manifest.xml", stored)
+            .expect("an entry");
+        zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">
+<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/>
+<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>
+</manifest:manifest>"#).expect("written");
+        zip.start_file("content.xml", stored).expect("an entry");
+        let content = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">
+<office:body><office:text><text:h text:outline-level="1">{heading}</text:h><text:p>{paragraph}</text:p></office:text></office:body>
+</office:document-content>"#
+        );
+        zip.write_all(content.as_bytes()).expect("written");
+        zip.finish().expect("a zip").into_inner()
+    }
+
+    #[test]
+    #[ignore = "needs LibreOffice: apt-get install libreoffice-writer (or libreoffice-writer-nogui)"]
+    fn an_opendocument_text_is_read_through_libreoffice() {
+        let metadata = hikitsugi_ingest::DocumentMetadata {
+            title: None,
+            owner: "pref-hyogo".to_owned(),
+            readers: vec!["pref-hyogo".to_owned()],
+            kind: "minutes".to_owned(),
+            date: None,
+        };
+        let document = crate::index::parse_bytes(
+            "議事録.odt",
+            "議事録.odt",
+            &odt(
+                "第1回 推進会議",
+                "共同調達の進め方について、各市町の担当者と意見を交換した。",
+            ),
+            metadata,
+            &hikitsugi_ingest::ChunkOptions::default(),
+        )
+        .expect("converted and read");
+        assert_eq!(document.format, hikitsugi_ingest::Format::Docx);
+        assert!(
+            document.text.contains("共同調達の進め方について"),
+            "{}",
+            document.text
+        );
+        assert!(
+            document
+                .chunks
+                .iter()
+                .any(|chunk| chunk.heading_path.iter().any(|h| h.contains("推進会議"))),
+            "the heading is kept: {:?}",
+            document.chunks
+        );
+    }
+
+    #[test]
+    fn a_converter_that_hangs_is_stopped_at_the_time_limit() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let hanging = dir.path().join("soffice");
+        std::fs::write(&hanging, "#!/bin/sh\nsleep 30\n").expect("a script");
+        let mut permissions = std::fs::metadata(&hanging).expect("metadata").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&hanging, permissions).expect("executable");
+        let legacy = legacy_format("a.xls").expect("a legacy format");
+        let started = std::time::Instant::now();
+        let error = convert_with(&hanging, legacy, "a.xls", b"x", Duration::from_millis(300))
+            .expect_err("timed out");
+        assert!(matches!(error, ConvertError::TimedOut { .. }), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,236 @@
+//! One contract for every metadata backend: the same calls and expectations, run on SQLite
+//! always and on PostgreSQL when the tests were built with `DATABASE_URL` (`.ci/run` sets it;
+//! without it the PostgreSQL run is ignored, with the reason, rather than passing unrun).
+//!
+//! A PostgreSQL database outlives the run and may be shared by several, so every record here
+//! names organisations of this run only (a fresh suffix), and pruning is tested on records
+//! dated in the year 2000.
+
+use super::*;
+
+/// 2000-01-01T00:00:00Z and a day later, in Unix milliseconds.
+const Y2K_MS: i64 = 946_684_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn feedback(org: &str, rating: Rating, question: &str) -> Feedback {
+    Feedback {
+        id: String::new(),
+        created_at: 0,
+        org: org.to_owned(),
+        user: "demo".to_owned(),
+        question: question.to_owned(),
+        answer: "答え。[1]".to_owned(),
+        mode: "extractive".to_owned(),
+        found: true,
+        rating,
+        comment: Some("根拠が違う".to_owned()),
+        citations: vec![CitedVersion {
+            doc_id: "003.txt".to_owned(),
+            version: "v1".to_owned(),
+        }],
+    }
+}
+
+fn record(org: &str, actor: &str, operation: Operation, at_ms: i64) -> AuditRecord {
+    AuditRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        at_ms,
+        request_id: uuid::Uuid::new_v4().to_string(),
+        org: org.to_owned(),
+        actor: actor.to_owned(),
+        issuer: None,
+        operation,
+        question: None,
+        documents: Vec::new(),
+        mode: None,
+        found: None,
+        status: 200,
+        latency_ms: 12,
+    }
+}
+
+fn document(doc_id: &str, version: Option<&str>, cited: bool) -> AuditedDocument {
+    AuditedDocument {
+        doc_id: doc_id.to_owned(),
+        version: version.map(str::to_owned),
+        cited,
+    }
+}
+
+fn filter(org: &str) -> AuditFilter {
+    AuditFilter {
+        org: Some(org.to_owned()),
+        limit: 100,
+        ..AuditFilter::default()
+    }
+}
+
+/// Runs every expectation on stores `open` opens (each call opens the same database again).
+fn contract(open: impl Fn() -> MetadataStore) {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    feedback_is_kept_per_organisation_across_reopening(&open, &run);
+    audit_records_come_back_whole_and_filtered(&open(), &run);
+    a_streamed_record_is_completed_once_the_answer_is_known(&open(), &run);
+    records_older_than_the_retention_are_pruned(&open(), &run);
+}
+
+fn feedback_is_kept_per_organisation_across_reopening(
+    open: &impl Fn() -> MetadataStore,
+    run: &str,
+) {
+    let (a, b, c) = (
+        format!("pref-a-{run}"),
+        format!("pref-b-{run}"),
+        format!("pref-c-{run}"),
+    );
+    let store = open();
+    let stored = store
+        .record_feedback(feedback(&a, Rating::Down, "質問1"))
+        .expect("record");
+    assert!(!stored.id.is_empty() && stored.created_at > 0);
+    store
+        .record_feedback(feedback(&a, Rating::Up, "質問2"))
+        .expect("record");
+    store
+        .record_feedback(feedback(&b, Rating::Down, "質問3"))
+        .expect("record");
+    drop(store);
+
+    let store = open();
+    let of_a = store.feedback_of(&a, false).expect("read");
+    assert_eq!(of_a.len(), 2);
+    assert!(of_a.iter().all(|f| f.org == a));
+    let downs = store.feedback_of(&a, true).expect("read");
+    assert_eq!(downs, vec![stored]);
+    assert!(store.feedback_of(&c, false).expect("read").is_empty());
+}
+
+fn audit_records_come_back_whole_and_filtered(store: &MetadataStore, run: &str) {
+    let (wakayama, hyogo) = (format!("pref-wakayama-{run}"), format!("pref-hyogo-{run}"));
+    let now = Y2K_MS + 400 * DAY_MS;
+    let asked = AuditRecord {
+        issuer: Some("portal".to_owned()),
+        question: Some("オンラインよろず相談は".to_owned()),
+        documents: vec![
+            document("003.txt", Some("v1"), true),
+            document("000.txt", Some("v7"), false),
+        ],
+        mode: Some("extractive".to_owned()),
+        found: Some(true),
+        ..record(&wakayama, "portal:tanaka", Operation::Ask, now)
+    };
+    let searched = AuditRecord {
+        documents: vec![document("000.txt", Some("v7"), false)],
+        ..record(&wakayama, "wakayama-key", Operation::Search, now + 1_000)
+    };
+    let deleted = AuditRecord {
+        documents: vec![document("uploads/x.md", None, false)],
+        status: 204,
+        ..record(&hyogo, "hyogo-key", Operation::Delete, now + 2_000)
+    };
+    for audited in [&asked, &searched, &deleted] {
+        store.record_audit(audited).expect("record");
+    }
+
+    assert_eq!(
+        store.audit_records(&filter(&wakayama)).expect("read"),
+        vec![searched.clone(), asked.clone()],
+        "newest first, every field and document as written"
+    );
+    assert_eq!(
+        store.audit_records(&filter(&hyogo)).expect("read"),
+        vec![deleted]
+    );
+    let by_actor = AuditFilter {
+        actor: Some("portal:tanaka".to_owned()),
+        ..filter(&wakayama)
+    };
+    assert_eq!(
+        store.audit_records(&by_actor).expect("read"),
+        vec![asked.clone()]
+    );
+    let by_document = AuditFilter {
+        doc_id: Some("003.txt".to_owned()),
+        ..filter(&wakayama)
+    };
+    assert_eq!(
+        store.audit_records(&by_document).expect("read"),
+        vec![asked.clone()]
+    );
+    let by_operation = AuditFilter {
+        operation: Some(Operation::Search),
+        ..filter(&wakayama)
+    };
+    assert_eq!(
+        store.audit_records(&by_operation).expect("read"),
+        vec![searched.clone()]
+    );
+    let since = AuditFilter {
+        since_ms: Some(now + 500),
+        ..filter(&wakayama)
+    };
+    assert_eq!(
+        store.audit_records(&since).expect("read"),
+        vec![searched.clone()]
+    );
+    let limited = AuditFilter {
+        limit: 1,
+        ..filter(&wakayama)
+    };
+    assert_eq!(store.audit_records(&limited).expect("read"), vec![searched]);
+}
+
+fn a_streamed_record_is_completed_once_the_answer_is_known(store: &MetadataStore, run: &str) {
+    let org = format!("pref-stream-{run}");
+    let started = record(&org, "key", Operation::Ask, Y2K_MS + 500 * DAY_MS);
+    store.record_audit(&started).expect("record");
+    let cited = [document("003.txt", Some("v1"), true)];
+    for _ in 0..2 {
+        store
+            .complete_audit(&started.id, &cited, Some("generated"), Some(true), 1_234)
+            .expect("complete");
+    }
+    let completed = AuditRecord {
+        documents: cited.to_vec(),
+        mode: Some("generated".to_owned()),
+        found: Some(true),
+        latency_ms: 1_234,
+        ..started
+    };
+    assert_eq!(
+        store.audit_records(&filter(&org)).expect("read"),
+        vec![completed]
+    );
+}
+
+fn records_older_than_the_retention_are_pruned(store: &MetadataStore, run: &str) {
+    let org = format!("pref-prune-{run}");
+    let old = AuditRecord {
+        documents: vec![document("003.txt", Some("v1"), true)],
+        ..record(&org, "key", Operation::Ask, Y2K_MS)
+    };
+    let recent = record(&org, "key", Operation::Search, Y2K_MS + 2 * DAY_MS);
+    store.record_audit(&old).expect("record");
+    store.record_audit(&recent).expect("record");
+    assert!(store.prune_audit(Y2K_MS + DAY_MS).expect("prune") >= 1);
+    assert_eq!(
+        store.audit_records(&filter(&org)).expect("read"),
+        vec![recent]
+    );
+}
+
+#[test]
+fn the_contract_holds_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    contract(|| MetadataStore::open(dir.path()).expect("open"));
+}
+
+#[test]
+#[cfg_attr(
+    not(hikitsugi_postgres_tests),
+    ignore = "needs DATABASE_URL (a PostgreSQL database) when the tests are built; .ci/run sets it"
+)]
+fn the_contract_holds_on_postgresql() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+    contract(|| MetadataStore::connect(&url).expect("connect"));
+}
