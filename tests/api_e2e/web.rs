@@ -581,14 +581,21 @@ async fn the_web_app_in_a_real_browser() {
         "uploads/pref-hyogo/web-kaigi.md",
         "uploads/pref-hyogo/web-xss.md",
     ] {
-        browser
-            .find(&format!(
-                "#documents-table tr[data-doc-id='{doc_id}'] .delete-doc"
-            ))
-            .await
-            .click()
-            .await
-            .expect("delete");
+        // The table is drawn again when the document list arrives: a button found just before
+        // that is gone (stale), so it is found again.
+        let selector = format!("#documents-table tr[data-doc-id='{doc_id}'] .delete-doc");
+        let mut attempts = 0;
+        loop {
+            match browser.find(&selector).await.click().await {
+                Ok(_) => break,
+                Err(error) if attempts < 5 => {
+                    attempts += 1;
+                    eprintln!("delete button not clickable yet ({error}); finding it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("delete: {error:?}"),
+            }
+        }
         browser
             .find("#confirm-yes")
             .await
