@@ -69,7 +69,7 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
         "# 研修\n\n職員研修は年2回、オンラインで実施する。".as_bytes(),
     );
     write("scan.pdf", b"%PDF-1.4 not really a pdf");
-    write("notes.doc", b"\xd0\xcf\x11\xe0 an old Word file");
+    write("notes.jtd", b"an Ichitaro file, a format no reader takes");
 
     let service = service(data.path());
     let first = ingest(&service, corpus.path(), false);
@@ -79,7 +79,7 @@ async fn ingest_tracks_versions_reports_failures_and_prunes() {
         .iter()
         .map(|failed| failed.doc_id.as_str())
         .collect();
-    assert_eq!(failed, vec!["notes.doc", "scan.pdf"]);
+    assert_eq!(failed, vec!["notes.jtd", "scan.pdf"]);
     assert!(
         first.failed[0].reason.contains(".pdf"),
         "{}",
