@@ -106,7 +106,13 @@ pub fn parse_source(source: Source, options: &ChunkOptions) -> Result<ParsedDocu
         doc_id: source.doc_id.clone(),
     })?;
     let bytes = source.bytes.read()?;
-    parse_bytes(&source.doc_id, &source.format_hint, &bytes, metadata, options)
+    parse_bytes(
+        &source.doc_id,
+        &source.format_hint,
+        &bytes,
+        metadata,
+        options,
+    )
 }
 
 /// How long LibreOffice may take to convert one legacy office file.
@@ -124,7 +130,9 @@ pub fn parse_bytes(
     if let Some(legacy) = convert::legacy_format(format_hint) {
         let converted = convert::convert(legacy, doc_id, bytes, CONVERT_TIMEOUT)?;
         let format = Format::from_path(&format!("converted.{}", legacy.target))?;
-        return Ok(parse_document_as(doc_id, format, &converted, metadata, options)?);
+        return Ok(parse_document_as(
+            doc_id, format, &converted, metadata, options,
+        )?);
     }
     let format = Format::from_path(format_hint)?;
     Ok(parse_document_as(doc_id, format, bytes, metadata, options)?)

@@ -258,11 +258,15 @@ fn rerank(
 /// first in every retriever): how far the retrievers agree on it. `None` without passages.
 pub fn relative_top_score(config: &RetrievalConfig, passages: &[ScoredChunk]) -> Option<f32> {
     let k = config.rrf_k as f32;
-    let highest: f32 = [config.dense_weight, config.bm25_weight, config.bigram_weight]
-        .into_iter()
-        .filter(|weight| *weight > 0.0)
-        .map(|weight| 1.0 / (1.0 / weight + k - 1.0))
-        .sum();
+    let highest: f32 = [
+        config.dense_weight,
+        config.bm25_weight,
+        config.bigram_weight,
+    ]
+    .into_iter()
+    .filter(|weight| *weight > 0.0)
+    .map(|weight| 1.0 / (1.0 / weight + k - 1.0))
+    .sum();
     let best = passages.first()?;
     (highest > 0.0).then(|| best.score / highest)
 }

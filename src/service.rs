@@ -13,10 +13,10 @@ use crate::answer::answerability::{self, Assessment};
 use crate::answer::{Answer, extractive_answer};
 use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS, SectionCache};
 use crate::config::Config;
+use crate::convert::ConvertError;
 use crate::embed::{Encoders, Reranker};
 use crate::facets::{Facets, facets};
 use crate::generate::{AskEvent, GenerateError, Generator, GroupEvidence, record_answer};
-use crate::convert::ConvertError;
 use crate::index::{IndexError, parse_bytes, upload_source, version_of, write_documents};
 use crate::metadata::{Feedback, MetadataError, MetadataStore};
 use crate::retrieve::{
@@ -27,8 +27,7 @@ use crate::similar::{
     shared_terms,
 };
 use crate::store::{
-    DocumentMeta, ScoredChunk, StoreAdmin, StoreError, StoreStatus, StoreWrite,
-    StoredChunk,
+    DocumentMeta, ScoredChunk, StoreAdmin, StoreError, StoreStatus, StoreWrite, StoredChunk,
 };
 
 /// Everything a request needs, cheap to clone. The store handle reads only inside a scope (and
@@ -590,10 +589,12 @@ impl Service {
         let question = question.to_owned();
         self.blocking(move |service, stages| {
             stages.next()?;
-            let passages =
-                service
-                    .retriever(true)
-                    .retrieve(&scope, &question, top_k, PassageFilters::default())?;
+            let passages = service.retriever(true).retrieve(
+                &scope,
+                &question,
+                top_k,
+                PassageFilters::default(),
+            )?;
             let assessment = service.assess(&question, &passages);
             Ok((passages, assessment))
         })

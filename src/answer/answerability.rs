@@ -187,7 +187,7 @@ struct Window {
 
 impl Window {
     fn gives(&self, focus: Focus) -> bool {
-        focus == Focus::Open || focus.weight(&self.text) > 1.0
+        focus.given_by(&self.text)
     }
 }
 

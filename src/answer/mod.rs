@@ -191,8 +191,9 @@ impl Focus {
         }
     }
 
-    /// How much a sentence's score counts for this focus.
-    fn weight(self, sentence: &str) -> f32 {
+    /// Whether a sentence gives what this focus asks for (every sentence does for an open
+    /// question).
+    fn given_by(self, sentence: &str) -> bool {
         static COUNTED: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"[0-9〇一二三四五六七八九十百千万]+(?:[.,][0-9]+)?\s?(?:名|人|件|回|社|校|か所|箇所|団体|市町村|倍|割|%|年間|か月|ヶ月|種類|つ)").expect("valid regex")
         });
@@ -202,14 +203,22 @@ impl Focus {
         static NAMED: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"「[^「」]+」|[\p{Katakana}ー]{3,}").expect("valid regex")
         });
-        let gives = match self {
+        match self {
             Focus::Count => COUNTED.is_match(sentence),
             Focus::Time => DATED.is_match(sentence),
             Focus::Amount => states_money(sentence),
             Focus::Name => NAMED.is_match(sentence),
-            Focus::Open => return 1.0,
-        };
-        if gives { 1.5 } else { 0.6 }
+            Focus::Open => true,
+        }
+    }
+
+    /// How much a sentence's score counts for this focus.
+    fn weight(self, sentence: &str) -> f32 {
+        match (self, self.given_by(sentence)) {
+            (Focus::Open, _) => 1.0,
+            (_, true) => 1.5,
+            (_, false) => 0.6,
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use hikitsugi::answer::answerability::{Assessment, assess};
 use hikitsugi::answer::{Answer, AnswerMode, extractive_answer};
-use hikitsugi::embed::Bm25Encoder;
 use hikitsugi::config::{AnswerConfig, ApiKey, LlmConfig};
+use hikitsugi::embed::Bm25Encoder;
 use hikitsugi::generate::{AskEvent, Generator, Verdict};
 use hikitsugi::store::{DocumentMeta, ScoredChunk, StoredChunk};
 use serde_json::json;
@@ -152,12 +152,7 @@ fn sentences_and_answer(events: Vec<AskEvent>) -> (Vec<(String, Vec<usize>)>, An
 }
 
 fn assert_extractive_fallback(answer: &Answer, warning_part: &str) {
-    let extractive = extractive_answer(
-        QUESTION,
-        passages(),
-        &assessment(QUESTION),
-        &ANSWER_CONFIG,
-    );
+    let extractive = extractive_answer(QUESTION, passages(), &assessment(QUESTION), &ANSWER_CONFIG);
     assert_eq!(answer.mode, AnswerMode::Extractive);
     assert!(answer.found);
     assert_eq!(answer.text, extractive.text);
@@ -405,13 +400,12 @@ async fn dropping_the_stream_closes_the_connection_to_the_model() {
     })
     .await;
     let generator = generator(&endpoint.base_url);
-    let mut stream =
-        Box::pin(generator.answer_stream(
-            QUESTION.to_owned(),
-            passages(),
-            assessment(QUESTION),
-            ANSWER_CONFIG,
-        ));
+    let mut stream = Box::pin(generator.answer_stream(
+        QUESTION.to_owned(),
+        passages(),
+        assessment(QUESTION),
+        ANSWER_CONFIG,
+    ));
     assert!(matches!(stream.next().await, Some(AskEvent::Passages(_))));
     assert!(matches!(stream.next().await, Some(AskEvent::Generating)));
     assert_eq!(endpoint.early_closes(), 0);
