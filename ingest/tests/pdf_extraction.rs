@@ -107,6 +107,22 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 #[test]
+fn multi_column_and_vertical_pages_start_with_their_title() {
+    for (stem, title) in [
+        ("ja_columns", "地域社会DX事例集 本事例集の位置づけ"),
+        ("ja_tategaki", "地域社会DXをめぐる課題"),
+        ("ja_dan", "地域DXの推進体制"),
+    ] {
+        for producer in ["chromium", "libreoffice"] {
+            let name = format!("{stem}.{producer}.pdf");
+            let pages = extract_pdf(&fixture(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let first = pages[0].text.lines().next().unwrap_or_default();
+            assert_eq!(first.replace(' ', ""), title.replace(' ', ""), "{name}");
+        }
+    }
+}
+
+#[test]
 fn image_only_page_has_no_text_and_costs_only_that_page() {
     let pages = extract_pdf(&fixture("scanned.reportlab-image.pdf")).expect("opens");
     assert_eq!(pages.len(), 2);
