@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use hikitsugi::access::{Principal, Role};
+use hikitsugi::access::{Directory, Role};
 use hikitsugi::migrate::migrate;
 use hikitsugi::store::{
     ChunkRecord, DocumentMeta, EdgeStore, HybridQuery, QdrantOptions, QdrantStore, RrfParams,
@@ -94,6 +94,7 @@ fn document(rng: &mut Rng, n: usize) -> (DocumentMeta, Vec<ChunkRecord>) {
             page_end: 1,
             char_start: (ordinal * 500) as u32,
             char_end: (ordinal * 500 + 499) as u32,
+            ocr: false,
             dense: rng.dense(),
             bm25: rng.sparse(60, 200_000),
             bigram: rng.sparse(300, 1 << 24),
@@ -125,7 +126,10 @@ fn search_latencies(store: &dyn StoreWrite, queries: usize) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(queries);
     for q in 0..queries {
         let org = format!("pref-{:02}", q % ORGS);
-        let scope = Principal::new(org, vec![format!("group-{}", q % 5)], Role::Reader).scope();
+        let scope = Directory::new([(org.clone(), vec![format!("group-{}", q % 5)])])
+            .member(&org, Role::Reader)
+            .expect("a known organisation")
+            .scope();
         let query = HybridQuery {
             dense: Some(rng.dense()),
             bm25: Some(rng.sparse(6, 200_000)),

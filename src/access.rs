@@ -3,6 +3,8 @@
 //! A [`Scope`] is the only thing the store's query API accepts as an access filter, and only a
 //! [`Principal`] can make one, so every read path is tied to an identity.
 
+use std::collections::HashMap;
+
 pub use crate::role::Role;
 
 /// The reader token that makes a document readable by everyone.
@@ -17,14 +19,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn new(org: impl Into<String>, groups: Vec<String>, role: Role) -> Self {
-        Self {
-            org: org.into(),
-            groups,
-            role,
-        }
-    }
-
     pub fn org(&self) -> &str {
         &self.org
     }
@@ -47,6 +41,57 @@ impl Principal {
         tokens.dedup();
         Scope {
             readers: ScopeReaders::Tokens(tokens),
+        }
+    }
+}
+
+/// The organisations the configuration declares, each with its groups: the only maker of
+/// [`Principal`]s, so no caller can name an organisation the configuration does not know, or
+/// give one a group it does not belong to. The authentication layer (API keys, trusted tokens)
+/// and CLI commands that act as an organisation hold one.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    groups_by_org: HashMap<String, Vec<String>>,
+}
+
+impl Directory {
+    /// A directory of (organisation id, its group ids) entries.
+    pub fn new(organisations: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+        Self {
+            groups_by_org: organisations.into_iter().collect(),
+        }
+    }
+
+    /// A member of `org` in every group of its own, or `None` when `org` is not in the directory.
+    pub fn member(&self, org: &str, role: Role) -> Option<Principal> {
+        self.member_of_groups(org, role, |_| true)
+    }
+
+    /// A member of `org` in those of its groups that `keep` accepts: a token can narrow the
+    /// groups the configuration gives, never widen them.
+    pub fn member_of_groups(
+        &self,
+        org: &str,
+        role: Role,
+        keep: impl Fn(&str) -> bool,
+    ) -> Option<Principal> {
+        let groups = self.groups_by_org.get(org)?;
+        Some(Principal {
+            org: org.to_owned(),
+            groups: groups.iter().filter(|group| keep(group)).cloned().collect(),
+            role,
+        })
+    }
+
+    /// The entries of `orgs` only (those an issuer may speak for).
+    pub fn only(&self, orgs: &[String]) -> Self {
+        Self {
+            groups_by_org: self
+                .groups_by_org
+                .iter()
+                .filter(|(org, _)| orgs.contains(org))
+                .map(|(org, groups)| (org.clone(), groups.clone()))
+                .collect(),
         }
     }
 }
@@ -168,17 +213,43 @@ mod tests {
 
     #[test]
     fn a_scope_reads_its_org_its_groups_and_public_only() {
-        let scope = Principal::new(
-            "pref-hyogo",
-            vec!["hyogo-municipalities".into()],
-            Role::Reader,
-        )
-        .scope();
+        let scope = hyogo()
+            .member("pref-hyogo", Role::Reader)
+            .expect("known")
+            .scope();
         assert!(scope.permits(&["public".into()]));
         assert!(scope.permits(&["pref-hyogo".into()]));
         assert!(scope.permits(&["hyogo-municipalities".into(), "x".into()]));
         assert!(!scope.permits(&["pref-wakayama".into()]));
         assert!(!scope.permits(&[]));
         assert!(Operator.scope().permits(&["pref-wakayama".into()]));
+    }
+
+    fn hyogo() -> Directory {
+        Directory::new([(
+            "pref-hyogo".to_owned(),
+            vec!["hyogo-municipalities".to_owned(), "kinki".to_owned()],
+        )])
+    }
+
+    #[test]
+    fn principals_exist_only_for_known_organisations_with_their_own_groups() {
+        let directory = hyogo();
+        assert_eq!(directory.member("pref-wakayama", Role::Admin), None);
+        let narrowed = directory
+            .member_of_groups("pref-hyogo", Role::Editor, |group| {
+                group == "kinki" || group == "pref-wakayama"
+            })
+            .expect("known");
+        assert_eq!(
+            (narrowed.org(), narrowed.groups(), narrowed.role()),
+            ("pref-hyogo", ["kinki".to_owned()].as_slice(), Role::Editor)
+        );
+        assert_eq!(
+            directory
+                .only(&["pref-wakayama".to_owned()])
+                .member("pref-hyogo", Role::Reader),
+            None
+        );
     }
 }

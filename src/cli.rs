@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, Manifest};
+use hikitsugi_ingest::{DocumentMetadata, Manifest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::{Principal, Role, hash_key};
@@ -15,11 +15,11 @@ use crate::eval::{
     CompareQuestion, Context as EvalContext, Question, evaluate, evaluate_compare, read_jsonl,
 };
 use crate::index::{
-    Corpus, IngestPlan, IngestSummary, Source, SourceBytes, dir_sources, ingest_dir,
-    ingest_sources, load_manifest, parse_source,
+    Corpus, IngestPlan, IngestSummary, ReadOptions, Source, SourceBytes, dir_sources,
+    extract_bytes, ingest_dir, ingest_sources, load_manifest, parse_source,
 };
 use crate::migrate::StoreLocation;
-use crate::service::{CompareRequest, Service, SimilarRequest};
+use crate::service::{CompareRequest, Service, SimilarRequest, read_options};
 use crate::similar::SimilarGroupBy;
 use crate::store::{EdgeStore, QdrantOptions, QdrantStore, SearchFilters, StoreAdmin};
 
@@ -246,17 +246,17 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_summary(&summary);
             runtime()?.block_on(crate::api::serve(service))?;
         }
-        Command::Extract { file } => return extract(file),
+        Command::Extract { file } => return extract(file, &read_options(&load_config(None)?)),
         Command::Chunks {
             path,
             manifest,
             max_chars,
         } => {
             let config = load_config(None)?;
-            let mut options = config.chunking.options();
+            let mut options = read_options(&config);
             if let Some(max_chars) = max_chars {
-                options.max_chars = *max_chars;
-                options.overlap_chars = options.overlap_chars.min(max_chars / 2);
+                options.chunking.max_chars = *max_chars;
+                options.chunking.overlap_chars = options.chunking.overlap_chars.min(max_chars / 2);
             }
             return chunks(path, manifest.as_deref(), &options);
         }
@@ -592,12 +592,13 @@ fn values<T: serde::Serialize>(items: &[T]) -> serde_json::Result<Vec<serde_json
 
 /// A reader of `org`, for commands that act as a member of an organisation.
 fn reader(config: &Config, org: &str) -> anyhow::Result<Principal> {
-    let groups = config.groups_of(org).with_context(|| {
-        format!(
-            "unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"
-        )
-    })?;
-    Ok(Principal::new(org.to_owned(), groups, Role::Reader))
+    crate::service::directory(config)
+        .member(org, Role::Reader)
+        .with_context(|| {
+            format!(
+                "unknown organisation {org:?}: it must be one of [[organisations]] in the configuration"
+            )
+        })
 }
 
 fn print_citation(citation: &crate::api::wire::Citation) {
@@ -796,7 +797,7 @@ fn ingest(
     corpus: &Corpus<'_>,
 ) -> anyhow::Result<IngestSummary> {
     let bar = progress_bar();
-    let options = service.config.chunking.options();
+    let options = read_options(&service.config);
     let config = &service.config;
     let summary = ingest_dir(
         corpus,
@@ -827,7 +828,7 @@ fn ingest_with(
         &plan,
         store,
         &service.encoders,
-        &service.config.chunking.options(),
+        &read_options(&service.config),
         &bar,
     )?;
     bar.finish_and_clear();
@@ -895,10 +896,10 @@ fn context_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
         .collect())
 }
 
-fn extract(file: &Path) -> anyhow::Result<std::process::ExitCode> {
+fn extract(file: &Path, options: &ReadOptions) -> anyhow::Result<std::process::ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
-    let extraction = hikitsugi_ingest::extract(&name, &bytes)?;
+    let extraction = extract_bytes(&name, &bytes, &options.load)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(extraction.text().as_bytes())?;
     stdout.write_all(b"\n")?;
@@ -918,7 +919,7 @@ fn extract(file: &Path) -> anyhow::Result<std::process::ExitCode> {
 fn chunks(
     path: &Path,
     manifest: Option<&Path>,
-    options: &ChunkOptions,
+    options: &ReadOptions,
 ) -> anyhow::Result<std::process::ExitCode> {
     let sources = if path.is_dir() {
         let manifest = match load_manifest(path, manifest) {

@@ -24,6 +24,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub model: ModelConfig,
     pub chunking: ChunkingConfig,
+    /// How files are read: OCR of scanned pages and images.
+    pub ingest: IngestConfig,
     pub retrieval: RetrievalConfig,
     /// Reranking of the fused candidates by a cross-encoder; off without `rerank.model_dir`.
     pub rerank: RerankConfig,
@@ -156,6 +158,32 @@ pub struct ChunkingConfig {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// `auto`: pages without a usable text layer, and image files, are read by OCR (tesseract);
+    /// `off`: they are reported unreadable (image files are refused).
+    pub ocr: OcrMode,
+    /// Time one page may take to render and recognise.
+    pub ocr_page_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcrMode {
+    Auto,
+    Off,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            ocr: OcrMode::Auto,
+            ocr_page_timeout_s: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RetrievalConfig {
     pub default_top_k: usize,
     pub max_top_k: usize,
@@ -247,6 +275,7 @@ impl Default for Config {
                 ..ModelConfig::default()
             },
             chunking: ChunkingConfig::default(),
+            ingest: IngestConfig::default(),
             retrieval: RetrievalConfig::default(),
             rerank: RerankConfig::default(),
             answer: AnswerConfig::default(),
@@ -496,14 +525,6 @@ impl Config {
             .find(|known| known.id == org)
             .map_or(org, |known| known.name.as_str())
     }
-
-    /// The groups an organisation belongs to.
-    pub fn groups_of(&self, org: &str) -> Option<Vec<String>> {
-        self.organisations
-            .iter()
-            .find(|known| known.id == org)
-            .map(|known| known.groups.clone())
-    }
 }
 
 #[cfg(test)]
@@ -530,11 +551,14 @@ mod tests {
             ));
             let config = Config::load(Some(demo)).map_err(|error| error.to_string())?;
             assert_eq!(config.api_keys.len(), 3);
+            let hyogo = config
+                .organisations
+                .iter()
+                .find(|org| org.id == "pref-hyogo");
             assert_eq!(
-                config.groups_of("pref-hyogo"),
-                Some(vec!["hyogo-municipalities".to_owned()])
+                hyogo.map(|org| org.groups.as_slice()),
+                Some(["hyogo-municipalities".to_owned()].as_slice())
             );
-            assert_eq!(config.groups_of("nowhere"), None);
             Ok(())
         });
     }

@@ -19,6 +19,30 @@ pub struct Legacy {
     pub target: &'static str,
     /// The Debian package whose LibreOffice component converts it.
     pub package: &'static str,
+    /// How a file of this type begins.
+    signature: Signature,
+}
+
+/// The first bytes of a file of each family, checked before LibreOffice sees it: LibreOffice
+/// reads bytes it does not recognise as plain text, so a damaged or misnamed file would go in as
+/// garbage rather than fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    /// The compound file (OLE2) container of .doc, .xls and .ppt.
+    CompoundFile,
+    Rtf,
+    /// OpenDocument files are ZIP archives.
+    Zip,
+}
+
+impl Signature {
+    fn magic(self) -> &'static [u8] {
+        match self {
+            Self::CompoundFile => &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1],
+            Self::Rtf => br"{\rtf",
+            Self::Zip => b"PK\x03\x04",
+        }
+    }
 }
 
 const LEGACY: &[Legacy] = &[
@@ -26,36 +50,43 @@ const LEGACY: &[Legacy] = &[
         extension: "doc",
         target: "docx",
         package: "libreoffice-writer",
+        signature: Signature::CompoundFile,
     },
     Legacy {
         extension: "rtf",
         target: "docx",
         package: "libreoffice-writer",
+        signature: Signature::Rtf,
     },
     Legacy {
         extension: "odt",
         target: "docx",
         package: "libreoffice-writer",
+        signature: Signature::Zip,
     },
     Legacy {
         extension: "xls",
         target: "xlsx",
         package: "libreoffice-calc",
+        signature: Signature::CompoundFile,
     },
     Legacy {
         extension: "ods",
         target: "xlsx",
         package: "libreoffice-calc",
+        signature: Signature::Zip,
     },
     Legacy {
         extension: "ppt",
         target: "pptx",
         package: "libreoffice-impress",
+        signature: Signature::CompoundFile,
     },
     Legacy {
         extension: "odp",
         target: "pptx",
         package: "libreoffice-impress",
+        signature: Signature::Zip,
     },
 ];
 
@@ -69,6 +100,14 @@ pub enum ConvertError {
         extension: &'static str,
         target: &'static str,
         package: &'static str,
+    },
+    #[error(
+        "{path}: its contents are not those of a .{extension} file (it does not begin as one does); check that it opens in its application and save it again, or save it as .{target}"
+    )]
+    NotThatFormat {
+        path: String,
+        extension: &'static str,
+        target: &'static str,
     },
     #[error(
         "{path}: LibreOffice did not convert it within {seconds} s; save it as .{target} and add that file instead"
@@ -107,6 +146,13 @@ pub fn convert(
     bytes: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, ConvertError> {
+    if !bytes.starts_with(legacy.signature.magic()) {
+        return Err(ConvertError::NotThatFormat {
+            path: path.to_owned(),
+            extension: legacy.extension,
+            target: legacy.target,
+        });
+    }
     convert_using(find_soffice(), legacy, path, bytes, timeout)
 }
 
@@ -217,6 +263,36 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_does_not_begin_as_its_type_does_is_refused_before_libreoffice() {
+        let doc = legacy_format("a.doc").expect("a legacy format");
+        let error = convert(
+            doc,
+            "a.doc",
+            "これはテキストです".as_bytes(),
+            Duration::from_secs(1),
+        )
+        .expect_err("not a compound file");
+        assert!(
+            matches!(
+                error,
+                ConvertError::NotThatFormat {
+                    extension: "doc",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().starts_with("a.doc: "), "{error}");
+        let odt = legacy_format("a.odt").expect("a legacy format");
+        let error = convert(odt, "a.odt", br"{\rtf1 hello}", Duration::from_secs(1))
+            .expect_err("an RTF named .odt");
+        assert!(
+            matches!(error, ConvertError::NotThatFormat { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn without_libreoffice_the_error_names_the_package_to_install() {
         let legacy = legacy_format("見積.xls").expect("a legacy format");
         let error = convert_using(None, legacy, "見積.xls", b"x", Duration::from_secs(1))
@@ -289,7 +365,7 @@ mod tests {
                 "共同調達の進め方について、各市町の担当者と意見を交換した。",
             ),
             metadata,
-            &hikitsugi_ingest::ChunkOptions::default(),
+            &crate::index::ReadOptions::default(),
         )
         .expect("converted and read");
         assert_eq!(document.format, hikitsugi_ingest::Format::Docx);

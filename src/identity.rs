@@ -19,7 +19,8 @@
 //!
 //! ```no_run
 //! # fn run(config: &hikitsugi::config::Config, token: &str) {
-//! let verifier = hikitsugi::identity::Verifier::new(config);
+//! let verifier =
+//!     hikitsugi::identity::Verifier::new(config, &hikitsugi::service::directory(config));
 //! match verifier.verify(token) {
 //!     Ok(verified) => println!("{} of {}", verified.actor().user_id(), verified.principal.org()),
 //!     Err(error) => eprintln!("refused: {error}"),
@@ -37,7 +38,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::access::{Actor, Principal, Role};
+use crate::access::{Actor, Directory, Principal, Role};
 use crate::config::{Config, IssuerConfig, SigningAlgorithm};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -133,25 +134,21 @@ pub struct Verifier {
 struct TrustedIssuer {
     config: IssuerConfig,
     algorithms: Vec<Algorithm>,
-    /// The configured groups of each organisation this issuer may speak for.
-    groups_by_org: HashMap<String, Vec<String>>,
+    /// The organisations this issuer may speak for, with their configured groups.
+    directory: Directory,
     keys: KeyFile,
 }
 
 impl Verifier {
     /// The issuers of `config`. Their JWKS files are read now, and a file that cannot be read is
     /// logged (its issuer's tokens are refused until it can be).
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, directory: &Directory) -> Self {
         let issuers = config
             .issuers
             .iter()
             .map(|issuer| TrustedIssuer {
                 algorithms: issuer.algorithms.iter().copied().map(algorithm).collect(),
-                groups_by_org: issuer
-                    .organisations
-                    .iter()
-                    .filter_map(|org| Some((org.clone(), config.groups_of(org)?)))
-                    .collect(),
+                directory: directory.only(&issuer.organisations),
                 keys: KeyFile::new(issuer.jwks_file.clone()),
                 config: issuer.clone(),
             })
@@ -324,26 +321,14 @@ impl TrustedIssuer {
             .get(org_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| self.claim_error(org_claim, "an organisation id"))?;
-        let Some(configured_groups) = self.groups_by_org.get(org) else {
-            return Err(IdentityError::OrganisationNotAllowed {
-                issuer: self.id(),
-                org: org.to_owned(),
-            });
-        };
-
         let groups_claim = &self.config.groups_claim;
-        let groups = match claims.get(groups_claim) {
-            None => configured_groups.clone(),
-            Some(named) => {
-                let named = strings(named)
-                    .ok_or_else(|| self.claim_error(groups_claim, "an array of group ids"))?;
-                configured_groups
-                    .iter()
-                    .filter(|group| named.contains(&group.as_str()))
-                    .cloned()
-                    .collect()
-            }
-        };
+        let named_groups = claims
+            .get(groups_claim)
+            .map(|named| {
+                strings(named)
+                    .ok_or_else(|| self.claim_error(groups_claim, "an array of group ids"))
+            })
+            .transpose()?;
 
         let role_claim = &self.config.role_claim;
         let role = match claims.get(role_claim) {
@@ -356,8 +341,19 @@ impl TrustedIssuer {
                 .unwrap_or(Role::Reader),
         };
 
+        let principal = self
+            .directory
+            .member_of_groups(org, role, |group| {
+                named_groups
+                    .as_ref()
+                    .is_none_or(|named| named.contains(&group))
+            })
+            .ok_or_else(|| IdentityError::OrganisationNotAllowed {
+                issuer: self.id(),
+                org: org.to_owned(),
+            })?;
         Ok(VerifiedToken {
-            principal: Principal::new(org, groups, role),
+            principal,
             issuer: self.id(),
             subject: subject.to_owned(),
             expires_at,

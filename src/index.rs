@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hikitsugi_ingest::{
-    ChunkOptions, DocumentMetadata, Format, MANIFEST_FILE, Manifest, ParsedDocument,
-    parse_document_as,
+    ChunkOptions, DocumentMetadata, Extraction, Format, LoadOptions, MANIFEST_FILE, Manifest,
+    ParsedDocument, extract_with, parse_document_with,
 };
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -101,7 +101,7 @@ impl SourceBytes {
 }
 
 /// Reads and parses a source, without looking at the store (for `hikitsugi chunks`).
-pub fn parse_source(source: Source, options: &ChunkOptions) -> Result<ParsedDocument, IndexError> {
+pub fn parse_source(source: Source, options: &ReadOptions) -> Result<ParsedDocument, IndexError> {
     let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
         doc_id: source.doc_id.clone(),
     })?;
@@ -115,6 +115,13 @@ pub fn parse_source(source: Source, options: &ChunkOptions) -> Result<ParsedDocu
     )
 }
 
+/// How sources are read and cut: the chunking, and the loaders' options (OCR).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    pub chunking: ChunkOptions,
+    pub load: LoadOptions,
+}
+
 /// How long LibreOffice may take to convert one legacy office file.
 const CONVERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -125,17 +132,41 @@ pub fn parse_bytes(
     format_hint: &str,
     bytes: &[u8],
     metadata: DocumentMetadata,
-    options: &ChunkOptions,
+    options: &ReadOptions,
 ) -> Result<ParsedDocument, IndexError> {
+    let (format, bytes) = readable(doc_id, format_hint, bytes)?;
+    Ok(parse_document_with(
+        doc_id,
+        format,
+        &bytes,
+        metadata,
+        &options.chunking,
+        &options.load,
+    )?)
+}
+
+/// The normalised text of a file, as [`parse_bytes`] reads it (for `hikitsugi extract`).
+pub fn extract_bytes(
+    name: &str,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<Extraction, IndexError> {
+    let (format, bytes) = readable(name, name, bytes)?;
+    Ok(extract_with(name, format, &bytes, options)?)
+}
+
+/// A file's format and the bytes its loader reads: converted by LibreOffice for legacy formats.
+fn readable<'a>(
+    doc_id: &str,
+    format_hint: &str,
+    bytes: &'a [u8],
+) -> Result<(Format, std::borrow::Cow<'a, [u8]>), IndexError> {
     if let Some(legacy) = convert::legacy_format(format_hint) {
         let converted = convert::convert(legacy, doc_id, bytes, CONVERT_TIMEOUT)?;
         let format = Format::from_path(&format!("converted.{}", legacy.target))?;
-        return Ok(parse_document_as(
-            doc_id, format, &converted, metadata, options,
-        )?);
+        return Ok((format, converted.into()));
     }
-    let format = Format::from_path(format_hint)?;
-    Ok(parse_document_as(doc_id, format, bytes, metadata, options)?)
+    Ok((Format::from_path(format_hint)?, bytes.into()))
 }
 
 /// Reads the manifest of a corpus folder (`dir/hikitsugi.toml` unless `manifest_path` is given).
@@ -217,7 +248,7 @@ pub fn ingest_dir(
     is_known_reader: impl Fn(&str) -> bool,
     store: &dyn StoreAdmin,
     encoders: &Encoders,
-    options: &ChunkOptions,
+    options: &ReadOptions,
     progress: &ProgressBar,
 ) -> Result<IngestSummary, IndexError> {
     let (manifest, manifest_path) = load_manifest(corpus.dir, corpus.manifest)?;
@@ -239,7 +270,7 @@ pub fn ingest_sources(
     plan: &IngestPlan<'_>,
     store: &dyn StoreAdmin,
     encoders: &Encoders,
-    options: &ChunkOptions,
+    options: &ReadOptions,
     progress: &ProgressBar,
 ) -> Result<IngestSummary, IndexError> {
     let started = Instant::now();
@@ -336,7 +367,7 @@ enum Prepared {
 
 fn prepare(
     source: Source,
-    options: &ChunkOptions,
+    options: &ReadOptions,
     stored: &BTreeMap<String, DocumentHead>,
 ) -> Result<Prepared, IndexError> {
     let bytes = source.bytes.read()?;
@@ -344,7 +375,7 @@ fn prepare(
     let metadata = source.metadata.ok_or_else(|| IndexError::NoOwner {
         doc_id: doc_id.clone(),
     })?;
-    let version = version_of(&bytes, &metadata, options);
+    let version = version_of(&source.format_hint, &bytes, &metadata, options);
     // A live version is complete by construction (its head was written after its chunks).
     if stored.get(&doc_id).is_some_and(|head| {
         head.is_settled()
@@ -362,17 +393,31 @@ fn prepare(
     })
 }
 
-/// A version changes when the bytes, the metadata, the chunking or the pipeline change.
-pub fn version_of(bytes: &[u8], metadata: &DocumentMetadata, options: &ChunkOptions) -> String {
+/// A version changes when the bytes, the metadata, the chunking or the pipeline change, and, for
+/// files that may hold scanned pages (PDF, images), the OCR engine (so that installing OCR reads
+/// the pages it could not read before).
+pub fn version_of(
+    format_hint: &str,
+    bytes: &[u8],
+    metadata: &DocumentMetadata,
+    options: &ReadOptions,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(PIPELINE_VERSION.as_bytes());
     hasher.update(
         format!(
             "{metadata:?}|{}|{}",
-            options.max_chars, options.overlap_chars
+            options.chunking.max_chars, options.chunking.overlap_chars
         )
         .as_bytes(),
     );
+    if matches!(
+        Format::from_path(format_hint),
+        Ok(Format::Pdf | Format::Image)
+    ) {
+        let engine = options.load.ocr.as_ref().map(|ocr| ocr.engine());
+        hasher.update(format!("|ocr:{engine:?}").as_bytes());
+    }
     hasher.update(bytes);
     hex::encode(&hasher.finalize()[..16])
 }
@@ -489,6 +534,7 @@ pub fn write_documents(
                 page_end: chunk.page_end,
                 char_start: chunk.char_start as u32,
                 char_end: chunk.char_end as u32,
+                ocr: document.is_ocr(chunk),
                 dense: vectors.dense,
                 bm25: vectors.bm25,
                 bigram: vectors.bigram,

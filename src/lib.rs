@@ -27,6 +27,7 @@ pub mod identity;
 pub mod index;
 pub mod metadata;
 pub mod migrate;
+pub mod ocr;
 pub mod retrieve;
 pub mod role;
 pub mod secret;

@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use hikitsugi_ingest::{ChunkOptions, DocumentMetadata, ParsedDocument};
+use hikitsugi_ingest::{DocumentMetadata, LoadOptions, ParsedDocument};
 
-use crate::access::{Principal, Role, Scope};
+use crate::access::{Directory, Principal, Role, Scope};
 use crate::answer::answerability::{self, Assessment};
 use crate::answer::{Answer, extractive_answer};
 use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS, SectionCache};
-use crate::config::Config;
+use crate::config::{Config, OcrMode};
 use crate::convert::ConvertError;
 use crate::embed::{Encoders, Reranker};
 use crate::facets::{Facets, facets};
 use crate::generate::{AskEvent, GenerateError, Generator, GroupEvidence, record_answer};
-use crate::index::{IndexError, parse_bytes, upload_source, version_of, write_documents};
+use crate::index::{
+    IndexError, ReadOptions, parse_bytes, upload_source, version_of, write_documents,
+};
 use crate::metadata::{Feedback, MetadataError, MetadataStore};
 use crate::retrieve::{
     DateRange, PassageFilters, Reranking, RetrieveError, Retriever, relative_top_score,
@@ -33,6 +35,31 @@ use crate::store::{
 /// Everything a request needs, cheap to clone. The store handle reads only inside a scope (and
 /// writes); the operator's handle ([`StoreAdmin`]) is handed out only by
 /// [`Service::open_with_operator`], to CLI commands.
+/// How `config` has sources read: its chunking, and OCR when `ingest.ocr` is `auto` (looked up
+/// on `PATH` now, so that installing tesseract takes effect without a restart).
+pub fn read_options(config: &Config) -> ReadOptions {
+    ReadOptions {
+        chunking: config.chunking.options(),
+        load: LoadOptions {
+            include_hidden_sheets: false,
+            ocr: crate::ocr::engine(
+                config.ingest.ocr == OcrMode::Auto,
+                std::time::Duration::from_secs(config.ingest.ocr_page_timeout_s),
+            ),
+        },
+    }
+}
+
+/// The configured organisations and their groups, as the [`Directory`] that makes principals.
+pub fn directory(config: &Config) -> Directory {
+    Directory::new(
+        config
+            .organisations
+            .iter()
+            .map(|org| (org.id.clone(), org.groups.clone())),
+    )
+}
+
 #[derive(Clone)]
 pub struct Service {
     pub config: Arc<Config>,
@@ -791,11 +818,11 @@ impl Service {
             kind: metadata.kind.unwrap_or_else(|| "document".to_owned()),
             date: metadata.date,
         };
-        let options = self.config.chunking.options();
+        let options = read_options(&self.config);
         let scope = principal.scope();
         let source = upload_source(principal.org());
         self.blocking(move |service, stages| {
-            let version = version_of(&bytes, &metadata, &options);
+            let version = version_of(&doc_id, &bytes, &metadata, &options);
             let document = parse(&doc_id, &bytes, metadata, &options)?;
             stages.next()?;
             write_documents(
@@ -951,7 +978,7 @@ fn parse(
     doc_id: &str,
     bytes: &[u8],
     metadata: DocumentMetadata,
-    options: &ChunkOptions,
+    options: &ReadOptions,
 ) -> Result<ParsedDocument, ServiceError> {
     parse_bytes(doc_id, doc_id, bytes, metadata, options).map_err(|error| {
         tracing::info!(doc_id, %error, "upload refused: the file cannot be read");
@@ -975,8 +1002,11 @@ fn unreadable_upload(error: &IndexError) -> Option<String> {
         IndexError::Ingest(IngestError::Pdf { .. }) => "PDF として読み込めませんでした。ファイルが壊れているか、パスワードで保護されている可能性があります。".to_owned(),
         IndexError::Ingest(IngestError::Office { format, .. }) => format!("{format} として読み込めませんでした。ファイルが壊れていないか、{format} 形式で保存されているかを確認してください。"),
         IndexError::Ingest(IngestError::Html { .. }) => "HTML として読み込めませんでした。ファイルが壊れていないかを確認してください。".to_owned(),
-        IndexError::Ingest(IngestError::NoReadableText { pages, .. }) => format!("{pages}ページのどこからも文字を読み取れませんでした。スキャンした資料は、文字認識（OCR）をしてから登録してください。"),
+        IndexError::Ingest(IngestError::NoReadableText { pages, .. }) => format!("{pages}ページのどこからも文字を読み取れませんでした。スキャンした資料は、サーバーで文字認識（OCR）が使えるようにするか、文字認識をしてから登録してください。"),
+        IndexError::Ingest(IngestError::OcrUnavailable { .. }) => "画像ファイルは文字認識（OCR）で読み取りますが、このサーバーでは文字認識が無効です。管理者に ingest.ocr の設定を確認してもらうか、文字を含む PDF などで登録してください。".to_owned(),
+        IndexError::Ingest(IngestError::OcrFailed { .. }) => format!("画像から文字を読み取れませんでした（文字認識に失敗しました）。管理者に {} のインストールを確認してもらうか、解像度の高い画像や文字を含む PDF で登録してください。", crate::ocr::PACKAGES),
         IndexError::Convert(ConvertError::Missing { extension, target, package, .. }) => format!(".{extension} のファイルを読むには LibreOffice が必要ですが、サーバーにインストールされていません。管理者に {package} のインストールを依頼するか、.{target} で保存し直して登録してください。"),
+        IndexError::Convert(ConvertError::NotThatFormat { extension, target, .. }) => format!("ファイルの中身が .{extension} の形式ではありません。作成したアプリケーションで開けるかを確認して保存し直すか、.{target} で保存して登録してください。"),
         IndexError::Convert(ConvertError::TimedOut { seconds, target, .. }) => format!("LibreOffice での変換が{seconds}秒以内に終わりませんでした。.{target} で保存し直して登録してください。"),
         IndexError::Convert(ConvertError::Failed { target, .. }) => format!("LibreOffice で変換できませんでした。ファイルが開けるかを確認するか、.{target} で保存し直して登録してください。"),
         _ => return None,

@@ -231,6 +231,7 @@ mod tests {
                 page_end: 1,
                 char_start: 0,
                 char_end: 0,
+                ocr: false,
             },
             score,
         }

@@ -146,7 +146,7 @@ fn prepare_service() -> anyhow::Result<(Service, tempfile::TempDir)> {
     let paths = hikitsugi::setup::ensure_model(&hikitsugi::setup::default_cache_dir()?, &|_| {})?;
     config.model.dir = Some(paths.model_dir);
     config.model.onnxruntime = Some(paths.ort_dylib);
-    let options = config.chunking.options();
+    let options = hikitsugi::service::read_options(&config);
     let (service, service_store) = Service::open_with_operator(config)?;
     identity::share_service(&service);
     let started = std::time::Instant::now();
@@ -637,15 +637,21 @@ async fn uploads_need_an_editor_and_a_supported_file_type() {
         message.contains(".jtd") && message.contains(".pdf") && message.contains(".docx"),
         "{message}"
     );
-    // Read through LibreOffice: without it, the message names what to install (with it, LibreOffice
-    // reads any bytes as text, so the refusal is only checked where it is missing).
+    // A text file named .doc is refused before LibreOffice sees it (LibreOffice would read it as text).
+    let misnamed = upload(HYOGO_KEY, "a.doc", "議事録です".as_bytes(), None).await;
+    assert_error(&misnamed, StatusCode::BAD_REQUEST, "invalid_request");
+    let message = misnamed.body["error"]["message"]
+        .as_str()
+        .expect("a message");
+    assert!(message.contains(".doc の形式ではありません"), "{message}");
+    // Read through LibreOffice: without it, the message names what to install.
     let soffice = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .any(|dir| dir.join("soffice").is_file());
     if !soffice {
         let legacy = upload(
             HYOGO_KEY,
             "a.doc",
-            b"\xd0\xcf\x11\xe0 an old Word file",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 an old Word file",
             None,
         )
         .await;

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hikitsugi::access::{Principal, Role, Scope};
+use hikitsugi::access::{Directory, Role, Scope};
 use hikitsugi::config::{Config, StorageBackend};
 use hikitsugi::index::ingest_dir;
 use hikitsugi::migrate::migrate;
@@ -31,11 +31,12 @@ const QUESTIONS: [&str; 10] = [
 
 fn scopes() -> Vec<(&'static str, Scope)> {
     let reader = |org: &str, groups: &[&str]| {
-        Principal::new(
-            org,
+        Directory::new([(
+            org.to_owned(),
             groups.iter().map(|g| (*g).to_owned()).collect(),
-            Role::Reader,
-        )
+        )])
+        .member(org, Role::Reader)
+        .expect("a known organisation")
         .scope()
     };
     vec![
@@ -82,7 +83,7 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
         |_| true,
         edge_store.as_ref(),
         &edge.encoders,
-        &edge.config.chunking.options(),
+        &hikitsugi::service::read_options(&edge.config),
         &ProgressBar::hidden(),
     )
     .expect("ingest");

@@ -1,5 +1,5 @@
-//! The command line as an operator uses it: `hash-key` from standard input, and `eval`
-//! refusing a store that holds documents it did not write.
+//! The command line as an operator uses it: `hash-key` from standard input, `eval`
+//! refusing a store that holds documents it did not write, `extract` reading scanned pages by OCR.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -174,4 +174,82 @@ fn feedback_export_writes_the_down_voted_questions_as_eval_questions() {
     // What `hikitsugi eval --questions` reads.
     let _: hikitsugi::eval::Question =
         serde_json::from_value(lines[0].clone()).expect("a question");
+}
+
+/// Character accuracy of `read` against `expected`, as `shared/corpus/README.md` defines text
+/// fidelity (normalised, whitespace removed, 1 − edit distance / longer length).
+fn accuracy(read: &str, expected: &str) -> f64 {
+    let comparable = |text: &str| -> String {
+        hikitsugi_ingest::normalize_chars(text)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    let (read, expected) = (comparable(read), comparable(expected));
+    let longer = read.chars().count().max(expected.chars().count()).max(1);
+    1.0 - strsim::levenshtein(&read, &expected) as f64 / longer as f64
+}
+
+/// Scanned pages and image files are read by OCR (tesseract and pdftoppm, which `.ci/run`
+/// installs); with `ingest.ocr = "off"` the scanned page is reported and an image refused.
+#[test]
+fn extract_reads_scanned_pages_and_images_by_ocr() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let expected =
+        std::fs::read_to_string(format!("{root}/ingest/tests/fixtures/pdf/ja_notes.txt"))
+            .expect("the notes' text");
+    let scanned_pdf = format!("{root}/tests/fixtures/ocr/scanned-notes.pdf");
+    let scanned_png = format!("{root}/tests/fixtures/ocr/scanned-notes.png");
+
+    let pdf = hikitsugi()
+        .args(["extract", &scanned_pdf])
+        .output()
+        .expect("extract");
+    let stderr = String::from_utf8_lossy(&pdf.stderr);
+    assert!(pdf.status.success(), "{stderr}");
+    let text = String::from_utf8_lossy(&pdf.stdout);
+    let pages: Vec<&str> = text.split('\u{c}').collect();
+    assert_eq!(pages.len(), 2, "{text}");
+    assert!(!stderr.contains("unreadable"), "{stderr}");
+    let text_layer = accuracy(pages[0], &expected);
+    let recognised = accuracy(pages[1], &expected);
+    eprintln!("text layer {text_layer:.3}, OCR of the scanned page {recognised:.3}");
+    assert!(text_layer > 0.98, "{}", pages[0]);
+    assert!(recognised >= 0.9, "{}", pages[1]);
+
+    let png = hikitsugi()
+        .args(["extract", &scanned_png])
+        .output()
+        .expect("extract");
+    assert!(
+        png.status.success(),
+        "{}",
+        String::from_utf8_lossy(&png.stderr)
+    );
+    let image = accuracy(&String::from_utf8_lossy(&png.stdout), &expected);
+    eprintln!("OCR of the image file {image:.3}");
+    assert!(image >= 0.9, "{}", String::from_utf8_lossy(&png.stdout));
+
+    let off = hikitsugi()
+        .env("HIKITSUGI_INGEST__OCR", "off")
+        .args(["extract", &scanned_pdf])
+        .output()
+        .expect("extract");
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert!(off.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("page 2 unreadable: no text layer"),
+        "{stderr}"
+    );
+    let refused = hikitsugi()
+        .env("HIKITSUGI_INGEST__OCR", "off")
+        .args(["extract", &scanned_png])
+        .output()
+        .expect("extract");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("read by OCR"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

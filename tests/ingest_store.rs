@@ -36,7 +36,7 @@ fn ingest(
         |_| true,
         service_store.as_ref(),
         &service.encoders,
-        &service.config.chunking.options(),
+        &hikitsugi::service::read_options(&service.config),
         &ProgressBar::hidden(),
     )
     .expect("ingest")
@@ -148,7 +148,7 @@ fn a_corpus_without_manifest_is_refused_with_what_to_do() {
         |_| true,
         service_store.as_ref(),
         &service.encoders,
-        &service.config.chunking.options(),
+        &hikitsugi::service::read_options(&service.config),
         &ProgressBar::hidden(),
     )
     .unwrap_err()
@@ -184,8 +184,9 @@ async fn prune_removes_only_documents_of_the_same_folder() {
     let opened = service(data.path());
     assert_eq!(ingest(&opened, corpus.path(), true).added, 1);
     assert_eq!(ingest(&opened, other.path(), true).added, 1);
-    let uploader =
-        hikitsugi::access::Principal::new("pref-test", Vec::new(), hikitsugi::access::Role::Editor);
+    let uploader = hikitsugi::access::Directory::new([("pref-test".to_owned(), Vec::new())])
+        .member("pref-test", hikitsugi::access::Role::Editor)
+        .expect("a known organisation");
     opened
         .0
         .upload(
@@ -238,7 +239,7 @@ fn a_manifest_naming_an_unknown_organisation_is_refused_with_its_line() {
         |id| id == "pref-test",
         store.as_ref(),
         &service.encoders,
-        &service.config.chunking.options(),
+        &hikitsugi::service::read_options(&service.config),
         &ProgressBar::hidden(),
     )
     .unwrap_err()
@@ -250,5 +251,63 @@ fn a_manifest_naming_an_unknown_organisation_is_refused_with_its_line() {
     assert!(
         store.heads().expect("heads").is_empty(),
         "nothing was stored"
+    );
+}
+
+/// A scanned page goes in through OCR and its passages say so, in the store and in citations;
+/// the text-layer page beside it does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn scanned_pages_go_in_by_ocr_and_their_passages_are_marked() {
+    let corpus = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(corpus.path().join("hikitsugi.toml"), MANIFEST).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ocr/scanned-notes.pdf"
+        ),
+        corpus.path().join("scanned-notes.pdf"),
+    )
+    .unwrap();
+    let service = service(data.path());
+    let summary = ingest(&service, corpus.path(), false);
+    assert_eq!(summary.added, 1, "{:?}", summary.failed);
+    assert!(
+        summary.unreadable_pages.is_empty(),
+        "{:?}",
+        summary.unreadable_pages
+    );
+    let searched = service
+        .0
+        .search(
+            Operator.scope(),
+            "書かない窓口 タブレット",
+            Some(10),
+            SearchFilters::default(),
+        )
+        .await
+        .expect("search");
+    let pages: Vec<(u32, u32, bool)> = searched
+        .result
+        .iter()
+        .map(|passage| {
+            (
+                passage.chunk.page_start,
+                passage.chunk.page_end,
+                passage.chunk.ocr,
+            )
+        })
+        .collect();
+    assert!(
+        pages.iter().any(|&(start, _, ocr)| start == 2 && ocr),
+        "{pages:?}"
+    );
+    assert!(
+        pages.iter().any(|&(_, end, ocr)| end == 1 && !ocr),
+        "{pages:?}"
+    );
+    assert!(
+        pages.iter().all(|&(_, end, ocr)| ocr == (end == 2)),
+        "a passage is OCR exactly when it reaches the scanned page: {pages:?}"
     );
 }

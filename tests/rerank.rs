@@ -94,7 +94,7 @@ async fn a_configured_reranker_orders_the_fused_candidates_by_its_scores() {
         |_| true,
         fused_only_store.as_ref(),
         &fused_only.encoders,
-        &fused_only.config.chunking.options(),
+        &hikitsugi::service::read_options(&fused_only.config),
         &ProgressBar::hidden(),
     )
     .expect("ingest");

@@ -72,6 +72,13 @@
     return "pp." + start + "–" + end;
   }
 
+  // Where a passage lies, marked when its text was read by OCR (it may hold misread characters).
+  function locationOf(item) {
+    const location = locationLabel(item.page_start, item.page_end);
+    if (!item.ocr) return location;
+    return (location ? location + " " : "") + "（OCR読み取り）";
+  }
+
   function formatDate(date) {
     if (!date) return "";
     const m = /^(\d{4})-(\d{2})(?:-(\d{2}))?$/.exec(String(date));
@@ -449,7 +456,7 @@
     head.appendChild(el("span", "cite-num", "[" + c.n + "]"));
     head.appendChild(el("span", "cite-title", c.title || c.doc_id || ""));
     b.appendChild(head);
-    const meta = [c.owner_name || c.owner, kindLabel(c.kind), formatDate(c.date), locationLabel(c.page_start, c.page_end)]
+    const meta = [c.owner_name || c.owner, kindLabel(c.kind), formatDate(c.date), locationOf(c)]
       .filter(Boolean).join("・");
     b.appendChild(el("span", "cite-meta", meta));
     const heading = headingLabel(c.heading_path, " ＞ ");
@@ -709,7 +716,7 @@
   // ---------- copy ----------
 
   function referenceLine(c) {
-    const parts = [c.owner_name || c.owner, locationLabel(c.page_start, c.page_end), headingLabel(c.heading_path, "＞")].filter(Boolean);
+    const parts = [c.owner_name || c.owner, locationOf(c), headingLabel(c.heading_path, "＞")].filter(Boolean);
     let line = "[" + c.n + "] " + (c.title || c.doc_id || "");
     if (parts.length) line += "（" + parts.join(", ") + "）";
     const quote = String(c.text || "").split(/\r?\n/).map((l) => "> " + l).join("\n");
@@ -813,7 +820,7 @@
     metaText($("viewer-owner"), item.owner_name || item.owner);
     metaText($("viewer-kind"), kindLabel(item.kind));
     metaText($("viewer-date"), formatDate(item.date));
-    metaText($("viewer-location"), docOnly ? (item.page_count ? "全" + item.page_count + "ページ" : "") : locationLabel(item.page_start, item.page_end));
+    metaText($("viewer-location"), docOnly ? (item.page_count ? "全" + item.page_count + "ページ" : "") : locationOf(item));
     metaText($("viewer-heading"), headingLabel(item.heading_path, " ＞ "));
     $("viewer-location").parentElement.hidden = false;
     $("viewer-heading").parentElement.hidden = !!docOnly;
@@ -859,7 +866,7 @@
     const block = el("section", "passage" + (isCurrent ? " current" : ""));
     block.dataset.ordinal = String(p.ordinal);
     if (withId) block.id = "p-" + p.ordinal;
-    const label = [locationLabel(p.page_start, p.page_end), headingLabel(p.heading_path, " ＞ ")].filter(Boolean).join("・");
+    const label = [locationOf(p), headingLabel(p.heading_path, " ＞ ")].filter(Boolean).join("・");
     if (label || isCurrent) {
       const lab = el("p", "passage-label", label);
       if (isCurrent) {
@@ -1235,7 +1242,7 @@
     open.addEventListener("click", () => openViewer(p, [], open, false));
     head.appendChild(open);
     li.appendChild(head);
-    const meta = [p.owner_name || p.owner, kindLabel(p.kind), formatDate(p.date), locationLabel(p.page_start, p.page_end)].filter(Boolean).join("・");
+    const meta = [p.owner_name || p.owner, kindLabel(p.kind), formatDate(p.date), locationOf(p)].filter(Boolean).join("・");
     li.appendChild(el("p", "cite-meta", meta));
     const heading = headingLabel(p.heading_path, " ＞ ");
     if (heading) li.appendChild(el("p", "cite-heading", heading));
@@ -1309,7 +1316,7 @@
     head.appendChild(el("span", "cite-num", "[" + c.n + "]"));
     head.appendChild(el("span", "cite-title", c.title || c.doc_id || ""));
     b.appendChild(head);
-    const meta = [groupLabel, locationLabel(c.page_start, c.page_end), headingLabel(c.heading_path, " ＞ ")].filter(Boolean).join("・");
+    const meta = [groupLabel, locationOf(c), headingLabel(c.heading_path, " ＞ ")].filter(Boolean).join("・");
     if (meta) b.appendChild(el("span", "cite-meta", meta));
     return b;
   }

@@ -1,5 +1,7 @@
 //! From a file's bytes to a normalised, chunked document.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::chunk::{Chunk, ChunkOptions, chunk_text, first_heading};
@@ -24,11 +26,12 @@ pub enum Format {
     Xlsx,
     Pptx,
     Html,
+    /// A scanned page as a PNG, JPEG or TIFF file, read by OCR.
+    Image,
 }
 
 /// Named in the error for any other file type.
-pub const SUPPORTED_FORMATS: &str =
-    ".txt, .text, .md, .markdown, .pdf, .docx, .xlsx, .pptx, .html, .htm";
+pub const SUPPORTED_FORMATS: &str = ".txt, .text, .md, .markdown, .pdf, .docx, .xlsx, .pptx, .html, .htm, .png, .jpg, .jpeg, .tif, .tiff";
 
 impl Format {
     /// The format of a file, from its extension.
@@ -45,6 +48,7 @@ impl Format {
             "xlsx" => Ok(Format::Xlsx),
             "pptx" => Ok(Format::Pptx),
             "html" | "htm" => Ok(Format::Html),
+            "png" | "jpg" | "jpeg" | "tif" | "tiff" => Ok(Format::Image),
             _ => Err(IngestError::UnsupportedFormat {
                 path: path.to_owned(),
                 extension,
@@ -59,7 +63,7 @@ impl Format {
     pub fn has_pages(self) -> bool {
         matches!(
             self,
-            Format::Text | Format::Markdown | Format::Pdf | Format::Pptx
+            Format::Text | Format::Markdown | Format::Pdf | Format::Pptx | Format::Image
         )
     }
 
@@ -67,7 +71,7 @@ impl Format {
     /// write them from the file's structure), rather than by the numbering conventions of plain
     /// text.
     pub fn has_markdown_headings(self) -> bool {
-        !matches!(self, Format::Text | Format::Pdf)
+        !matches!(self, Format::Text | Format::Pdf | Format::Image)
     }
 
     /// The name used in messages.
@@ -80,16 +84,40 @@ impl Format {
             Format::Xlsx => "XLSX",
             Format::Pptx => "PPTX",
             Format::Html => "HTML",
+            Format::Image => "image",
         }
     }
 }
 
+/// Optical character recognition of pages that have no usable text layer (scanned pages) and of
+/// image files. The caller provides it: this crate runs no programs.
+pub trait PageOcr: Send + Sync {
+    /// Names the engine and its models: a document read with another engine is another version.
+    fn engine(&self) -> String;
+    /// The text of page `page` (1-based) of the PDF `pdf`.
+    fn pdf_page(&self, pdf: &[u8], page: u32) -> Result<String, String>;
+    /// The text of an image file; `extension` (lowercase) names its type.
+    fn image(&self, image: &[u8], extension: &str) -> Result<String, String>;
+}
+
 /// How files are read, beyond their bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// Read the hidden worksheets of workbooks too (by default they are skipped: hidden
     /// sheets usually hold lookup tables and working data, not content).
     pub include_hidden_sheets: bool,
+    /// Reads the pages a PDF gives no text for, and image files. Without it those pages are
+    /// reported unreadable and image files are refused.
+    pub ocr: Option<Arc<dyn PageOcr>>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("include_hidden_sheets", &self.include_hidden_sheets)
+            .field("ocr", &self.ocr.is_some())
+            .finish()
+    }
 }
 
 /// A page that gave no usable text, and why.
@@ -107,6 +135,8 @@ pub struct Extraction {
     /// Normalised text of each page; empty for unreadable pages.
     pub pages: Vec<String>,
     pub unreadable_pages: Vec<UnreadablePage>,
+    /// Pages (1-based) whose text came from OCR.
+    pub ocr_pages: Vec<u32>,
 }
 
 /// The separator between pages in a document's text.
@@ -146,6 +176,7 @@ pub fn extract_with(
         format: format.name(),
         source,
     };
+    let mut ocr_pages = Vec::new();
     let (raw_pages, unreadable_pages) = match format {
         Format::Text | Format::Markdown => {
             let text = decode_text(bytes).map_err(|failure| IngestError::UndecodableText {
@@ -162,19 +193,39 @@ pub fn extract_with(
                 path: path.to_owned(),
                 source,
             })?;
-            let unreadable = pages
-                .iter()
-                .filter_map(|page| {
-                    page.problem.as_ref().map(|problem| UnreadablePage {
+            let mut unreadable = Vec::new();
+            let mut texts = Vec::with_capacity(pages.len());
+            for page in pages {
+                let Some(problem) = page.problem else {
+                    texts.push(page.text);
+                    continue;
+                };
+                let recognised = options
+                    .ocr
+                    .as_ref()
+                    .map(|ocr| ocr.pdf_page(bytes, page.number));
+                match recognised {
+                    Some(Ok(text)) if !text.trim().is_empty() => {
+                        ocr_pages.push(page.number);
+                        texts.push(text);
+                        continue;
+                    }
+                    Some(Ok(_)) => unreadable.push(UnreadablePage {
+                        page: page.number,
+                        reason: format!("{problem}; OCR found no text on it"),
+                    }),
+                    Some(Err(reason)) => unreadable.push(UnreadablePage {
+                        page: page.number,
+                        reason: format!("{problem}; OCR failed: {reason}"),
+                    }),
+                    None => unreadable.push(UnreadablePage {
                         page: page.number,
                         reason: problem.to_string(),
-                    })
-                })
-                .collect();
-            (
-                pages.into_iter().map(|page| page.text).collect::<Vec<_>>(),
-                unreadable,
-            )
+                    }),
+                }
+                texts.push(String::new());
+            }
+            (texts, unreadable)
         }
         Format::Docx => (vec![extract_docx(bytes).map_err(office_error)?], Vec::new()),
         Format::Xlsx => (
@@ -189,11 +240,32 @@ pub fn extract_with(
             })?],
             Vec::new(),
         ),
+        Format::Image => {
+            let ocr = options
+                .ocr
+                .as_ref()
+                .ok_or_else(|| IngestError::OcrUnavailable {
+                    path: path.to_owned(),
+                })?;
+            let extension = std::path::Path::new(path)
+                .extension()
+                .map(|extension| extension.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            let text = ocr
+                .image(bytes, &extension)
+                .map_err(|reason| IngestError::OcrFailed {
+                    path: path.to_owned(),
+                    reason,
+                })?;
+            ocr_pages.push(1);
+            (vec![text], Vec::new())
+        }
     };
     Ok(Extraction {
         format,
         pages: normalize_pages(&raw_pages, format.has_markdown_headings()),
         unreadable_pages,
+        ocr_pages,
     })
 }
 
@@ -209,7 +281,18 @@ pub struct ParsedDocument {
     pub text: String,
     pub page_count: u32,
     pub unreadable_pages: Vec<UnreadablePage>,
+    /// Pages (1-based) whose text came from OCR.
+    pub ocr_pages: Vec<u32>,
     pub chunks: Vec<Chunk>,
+}
+
+impl ParsedDocument {
+    /// Whether any page of `chunk` was read by OCR.
+    pub fn is_ocr(&self, chunk: &Chunk) -> bool {
+        self.ocr_pages
+            .iter()
+            .any(|page| (chunk.page_start..=chunk.page_end).contains(page))
+    }
 }
 
 /// Extracts, normalises and chunks one file.
@@ -286,6 +369,7 @@ fn parsed_document(
         format: extraction.format,
         page_count: extraction.pages.len() as u32,
         unreadable_pages: extraction.unreadable_pages,
+        ocr_pages: extraction.ocr_pages,
         text,
         chunks,
     })

@@ -30,6 +30,10 @@ pub enum IngestError {
         "{path} has no readable text on any of its {pages} page(s); scanned documents need OCR first"
     )]
     NoReadableText { path: String, pages: u32 },
+    #[error("{path}: image files are read by OCR, which is off or not installed here")]
+    OcrUnavailable { path: String },
+    #[error("{path}: OCR could not read the image: {reason}")]
+    OcrFailed { path: String, reason: String },
     #[error("invalid chunking options: {reason}")]
     InvalidOptions { reason: String },
 }

@@ -20,7 +20,7 @@ pub mod xlsx;
 
 pub use chunk::{Chunk, ChunkOptions, chunk_text, indexing_text};
 pub use document::{
-    Extraction, Format, LoadOptions, PAGE_SEPARATOR, ParsedDocument, SUPPORTED_FORMATS,
+    Extraction, Format, LoadOptions, PAGE_SEPARATOR, PageOcr, ParsedDocument, SUPPORTED_FORMATS,
     UnreadablePage, extract, extract_as, extract_with, parse_document, parse_document_as,
     parse_document_with,
 };

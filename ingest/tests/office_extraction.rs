@@ -256,6 +256,7 @@ fn hidden_sheets_are_read_when_asked() {
     let (name, bytes) = fixture("budget.openpyxl.xlsx");
     let options = LoadOptions {
         include_hidden_sheets: true,
+        ..LoadOptions::default()
     };
     let extraction = extract_with(&name, Format::Xlsx, &bytes, &options).expect("workbook");
     assert!(

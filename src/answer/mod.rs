@@ -444,6 +444,7 @@ mod tests {
                 page_end: 1,
                 char_start: 0,
                 char_end: text.chars().count() as u32,
+                ocr: false,
             },
             score,
         }

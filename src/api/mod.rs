@@ -68,7 +68,7 @@ use tower::timeout::TimeoutLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::access::KeyRing;
+use crate::access::{Directory, KeyRing};
 use crate::audit::AuditTrail;
 use crate::identity::{UsedAssertions, Verifier};
 use crate::service::Service;
@@ -100,9 +100,10 @@ struct AppState {
 /// The whole HTTP application for `service`, ready for [`axum::serve`].
 pub fn router(service: Service) -> Router {
     let server = service.config.server.clone();
+    let directory = crate::service::directory(&service.config);
     let state = AppState {
-        keys: Arc::new(key_ring(&service.config)),
-        identity: Arc::new(Verifier::new(&service.config)),
+        keys: Arc::new(key_ring(&service.config, &directory)),
+        identity: Arc::new(Verifier::new(&service.config, &directory)),
         used_assertions: Arc::new(UsedAssertions::default()),
         rate_limits: Arc::new(limits::RateLimits::new(&service.config.rate_limits)),
         audit: Arc::new(AuditTrail::new(
@@ -189,10 +190,9 @@ pub fn router(service: Service) -> Router {
 }
 
 /// The configured API keys, each with its principal.
-fn key_ring(config: &crate::config::Config) -> KeyRing {
+fn key_ring(config: &crate::config::Config, directory: &Directory) -> KeyRing {
     KeyRing::new(config.api_keys.iter().filter_map(|key| {
-        let groups = config.groups_of(&key.org)?;
-        let principal = crate::access::Principal::new(key.org.clone(), groups, key.role);
+        let principal = directory.member(&key.org, key.role)?;
         Some((key.sha256.clone(), key.label.clone(), principal))
     }))
 }

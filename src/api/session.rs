@@ -265,7 +265,9 @@ mod tests {
     }
 
     fn principal() -> Principal {
-        Principal::new("pref-hyogo", vec![], Role::Editor)
+        crate::access::Directory::new([("pref-hyogo".to_owned(), Vec::new())])
+            .member("pref-hyogo", Role::Editor)
+            .expect("a known organisation")
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{EvalError, norm, percentile};
-use crate::access::{Operator, Principal, Role, Scope};
+use crate::access::{Operator, Role, Scope};
 use crate::compare::{GroupAnswer, GroupBy};
 use crate::retrieve::PassageFilters;
 use crate::service::{CompareRequest, Service, ServiceError};
@@ -137,12 +137,14 @@ fn scope_of(service: &Service, org: Option<&str>) -> Result<Scope, ServiceError>
     let Some(org) = org else {
         return Ok(Operator.scope());
     };
-    let groups = service.config.groups_of(org).ok_or_else(|| {
-        ServiceError::InvalidRequest(format!(
-            "the question's org {org:?} is not among the configuration's [[organisations]]"
-        ))
-    })?;
-    Ok(Principal::new(org.to_owned(), groups, Role::Reader).scope())
+    let principal = crate::service::directory(&service.config)
+        .member(org, Role::Reader)
+        .ok_or_else(|| {
+            ServiceError::InvalidRequest(format!(
+                "the question's org {org:?} is not among the configuration's [[organisations]]"
+            ))
+        })?;
+    Ok(principal.scope())
 }
 
 fn outcome(question: &CompareQuestion, groups: &[GroupAnswer], latency_ms: f64) -> CompareOutcome {

@@ -304,6 +304,7 @@ mod tests {
                 page_end: 3,
                 char_start: 0,
                 char_end: 0,
+                ocr: false,
             },
             score: 1.0,
         }

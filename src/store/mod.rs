@@ -59,6 +59,8 @@ pub struct ChunkRecord {
     pub page_end: u32,
     pub char_start: u32,
     pub char_end: u32,
+    /// The text was read by OCR from a scanned page or an image.
+    pub ocr: bool,
     pub dense: Vec<f32>,
     pub bm25: SparseVector,
     pub bigram: SparseVector,
@@ -77,6 +79,9 @@ pub struct StoredChunk {
     pub page_end: u32,
     pub char_start: u32,
     pub char_end: u32,
+    /// The text was read by OCR from a scanned page or an image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ocr: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

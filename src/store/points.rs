@@ -47,6 +47,7 @@ pub fn chunk_payload(
         page_end: chunk.page_end,
         char_start: chunk.char_start,
         char_end: chunk.char_end,
+        ocr: chunk.ocr,
     };
     match serde_json::to_value(stored) {
         Ok(serde_json::Value::Object(object)) => Ok(object),
@@ -70,6 +71,7 @@ pub fn chunk_record(
         page_end: stored.page_end,
         char_start: stored.char_start,
         char_end: stored.char_end,
+        ocr: stored.ocr,
         dense,
         bm25,
         bigram,

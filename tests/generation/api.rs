@@ -255,7 +255,7 @@ fn prepare_service(llm_base_url: &str) -> anyhow::Result<(Service, tempfile::Tem
     config.llm.model = "scripted-model".to_owned();
     config.llm.first_token_timeout_ms = 2_000;
     config.llm.timeout_ms = 20_000;
-    let options = config.chunking.options();
+    let options = hikitsugi::service::read_options(&config);
     let (service, service_store) = Service::open_with_operator(config)?;
     let summary = hikitsugi::index::ingest_dir(
         &hikitsugi::index::Corpus {

@@ -84,6 +84,7 @@ fn corpus_chunks() -> Vec<ScoredChunk> {
                     page_end: chunk.page_end,
                     char_start: 0,
                     char_end: 0,
+                    ocr: false,
                 },
                 score: 1.0,
             });

@@ -43,6 +43,7 @@ fn passage(doc_id: &str, text: &str) -> ScoredChunk {
             page_end: 1,
             char_start: 0,
             char_end: 0,
+            ocr: false,
         },
         score: 1.0,
     }

@@ -142,7 +142,7 @@ async fn the_real_model_answers_the_seed_questions_through_the_service() {
             |_| true,
             service_store.as_ref(),
             &service.encoders,
-            &service.config.chunking.options(),
+            &hikitsugi::service::read_options(&service.config),
             &ProgressBar::hidden(),
         )
         .expect("the corpus ingests");

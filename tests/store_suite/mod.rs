@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use hikitsugi::access::{Operator, PUBLIC, Principal, Role, Scope};
+use hikitsugi::access::{Directory, Operator, PUBLIC, Role, Scope};
 use hikitsugi::migrate::{MigrationState, migrate};
 use hikitsugi::store::{
     ChunkRecord, DocumentHead, DocumentMeta, HybridQuery, RrfParams, ScoredChunk, SearchFilters,
@@ -180,6 +180,7 @@ impl Fixture {
             page_end: 1,
             char_start: ordinal * 100,
             char_end: ordinal * 100 + 99,
+            ocr: false,
             dense,
             bm25: self.sparse(0, n),
             bigram: self.sparse(1 << 20, n),
@@ -256,11 +257,12 @@ pub fn query_for(chunk: &ChunkRecord, limit: usize) -> HybridQuery {
 }
 
 fn principal(org: &str, groups: &[&str]) -> Scope {
-    Principal::new(
-        org,
+    Directory::new([(
+        org.to_owned(),
         groups.iter().map(|g| (*g).to_owned()).collect(),
-        Role::Reader,
-    )
+    )])
+    .member(org, Role::Reader)
+    .expect("a known organisation")
     .scope()
 }
 

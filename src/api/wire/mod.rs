@@ -116,6 +116,8 @@ pub struct Passage {
     /// First page of the passage, from 1 (1 for text documents).
     pub page_start: u32,
     pub page_end: u32,
+    /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
+    pub ocr: bool,
     /// Headings above the passage, outermost first.
     pub heading_path: Vec<String>,
     pub text: String,
@@ -146,6 +148,7 @@ impl Passage {
             date: chunk.document.date,
             page_start: chunk.page_start,
             page_end: chunk.page_end,
+            ocr: chunk.ocr,
             heading_path: chunk.heading_path,
             text: chunk.text,
             ordinal: chunk.ordinal,
@@ -358,6 +361,8 @@ pub struct Citation {
     pub date: Option<String>,
     pub page_start: u32,
     pub page_end: u32,
+    /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
+    pub ocr: bool,
     pub heading_path: Vec<String>,
     pub text: String,
     /// Position of the passage in its document, from 0 (for `GET /v1/passages?around=`).
@@ -385,6 +390,7 @@ impl Citation {
             date: chunk.document.date,
             page_start: chunk.page_start,
             page_end: chunk.page_end,
+            ocr: chunk.ocr,
             heading_path: chunk.heading_path,
             text: chunk.text,
             ordinal: chunk.ordinal,
@@ -459,6 +465,8 @@ pub struct DocumentPassage {
     pub heading_path: Vec<String>,
     pub page_start: u32,
     pub page_end: u32,
+    /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
+    pub ocr: bool,
 }
 
 impl From<StoredChunk> for DocumentPassage {
@@ -469,6 +477,7 @@ impl From<StoredChunk> for DocumentPassage {
             heading_path: chunk.heading_path,
             page_start: chunk.page_start,
             page_end: chunk.page_end,
+            ocr: chunk.ocr,
         }
     }
 }
