@@ -8,10 +8,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hikitsugi::access::{Directory, Role, Scope};
+use hikitsugi::access::{Directory, Operator, Role, Scope};
+use hikitsugi::compare::GroupBy;
 use hikitsugi::config::{Config, StorageBackend};
 use hikitsugi::index::ingest_dir;
 use hikitsugi::migrate::migrate;
+use hikitsugi::retrieve::PassageFilters;
 use hikitsugi::service::Service;
 use hikitsugi::store::{QdrantStore, SearchFilters};
 use indicatif::ProgressBar;
@@ -57,6 +59,35 @@ async fn top(service: &Service, scope: &Scope, question: &str) -> Vec<(String, u
         .result
         .into_iter()
         .map(|passage| (passage.chunk.document.doc_id, passage.chunk.ordinal))
+        .collect()
+}
+
+/// The application file, with one top-level section per prefecture.
+const APPLICATION: &str = "000_973ae0bf84c8550d.txt";
+
+/// Each group of a comparison: its key, whether it was answered, and its citations.
+async fn groups(
+    service: &Service,
+    scope: &Scope,
+    request: &hikitsugi::service::CompareRequest,
+) -> Vec<(String, bool, Vec<(String, u32)>)> {
+    let compared = service
+        .compare(scope.clone(), request.clone())
+        .await
+        .expect("compare");
+    compared
+        .result
+        .groups
+        .into_iter()
+        .map(|group| {
+            let citations = group
+                .answer
+                .citations
+                .iter()
+                .map(|cited| (cited.chunk.document.doc_id.clone(), cited.chunk.ordinal))
+                .collect();
+            (group.key, group.answer.found, citations)
+        })
         .collect()
 }
 
@@ -134,6 +165,48 @@ async fn embedded_and_qdrant_backends_give_the_same_top_results() {
         }
     }
     assert!(compared >= 25, "only {compared} questions found passages");
+
+    // Compare: per-group filtered searches on both backends give the same groups, answers and
+    // citations (section groups of the application file, owner groups as each principal).
+    let sections = hikitsugi::service::CompareRequest {
+        question: "各道府県が希望する伴走支援の内容は".to_owned(),
+        group_by: GroupBy::Section,
+        groups: None,
+        per_group: None,
+        filters: PassageFilters {
+            store: SearchFilters {
+                doc_id: Some(APPLICATION.to_owned()),
+                ..SearchFilters::default()
+            },
+            ..PassageFilters::default()
+        },
+        synthesis: false,
+    };
+    let owners = hikitsugi::service::CompareRequest {
+        question: "DX推進の体制".to_owned(),
+        group_by: GroupBy::Owner,
+        filters: PassageFilters::default(),
+        ..sections.clone()
+    };
+    for (org, scope) in scopes() {
+        for request in [&sections, &owners] {
+            let (on_edge, on_server) = (
+                groups(&edge, &scope, request).await,
+                groups(&server, &scope, request).await,
+            );
+            assert_eq!(
+                on_edge, on_server,
+                "{org}: compare by {:?}",
+                request.group_by
+            );
+        }
+    }
+    let found = groups(&edge, &Operator.scope(), &sections)
+        .await
+        .into_iter()
+        .filter(|(_, found, _)| *found)
+        .count();
+    assert_eq!(found, 5, "one answered group per prefecture");
     tokio::task::spawn_blocking(move || qdrant.drop_collection())
         .await
         .expect("join")
