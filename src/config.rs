@@ -127,7 +127,7 @@ pub enum StorageBackend {
     Qdrant,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// A fastembed-compatible model directory (model.onnx, tokenizer.json, …). Default: the model
@@ -147,6 +147,24 @@ pub struct ModelConfig {
     /// Threads of the instance that embeds documents (ingest, uploads); 0: one per core. Fewer
     /// leave cores to queries while uploads are embedded.
     pub passage_threads: usize,
+    /// How much the documents' embedding yields the CPU to queries: the `nice` value (0–19) of
+    /// its threads; 0 runs it at the same priority as queries.
+    pub passage_nice: i32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            onnxruntime: None,
+            cache_dir: None,
+            batch_size: 16,
+            workers: 1,
+            max_queue: 64,
+            passage_threads: 0,
+            passage_nice: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -268,12 +286,7 @@ impl Default for Config {
         Self {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
-            model: ModelConfig {
-                batch_size: 16,
-                workers: 1,
-                max_queue: 64,
-                ..ModelConfig::default()
-            },
+            model: ModelConfig::default(),
             chunking: ChunkingConfig::default(),
             ingest: IngestConfig::default(),
             retrieval: RetrievalConfig::default(),

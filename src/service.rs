@@ -1099,6 +1099,7 @@ impl Service {
             config.model.batch_size,
             config.model.max_queue,
             (config.model.passage_threads > 0).then_some(config.model.passage_threads),
+            config.model.passage_nice,
         )?;
         let reranker = match &config.rerank.model_dir {
             Some(model_dir) => Some(Arc::new(Reranker::load(

@@ -2,7 +2,8 @@
 //!
 //! Queries and passages have separate model instances, so embedding a long upload or a corpus
 //! never makes a search wait for the model: `model.workers` instances serve queries, one more
-//! (loaded on first use) serves passages. At most `model.max_queue` embeddings wait for an
+//! (loaded on first use, on a thread of lower CPU priority: `model.passage_nice`) serves
+//! passages. At most `model.max_queue` embeddings wait for an
 //! instance; beyond that a call fails at once with [`EmbedError::Busy`]. An instance whose call
 //! panicked (or whose lock was poisoned) is dropped and rebuilt on its next use.
 
@@ -165,28 +166,97 @@ impl Drop for Queued<'_> {
     }
 }
 
+type Reply = crossbeam_channel::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
+
+/// A pool served by a thread of its own at a lower CPU priority (a higher `nice` value), so that
+/// embedding a corpus or an upload takes only the CPU that queries leave. The model is loaded on
+/// that thread, and ONNX Runtime's worker threads, created with the model, inherit its priority
+/// (Linux threads inherit their creator's nice value). At most `max_waiting` calls wait; more
+/// fail at once with [`EmbedError::Busy`].
+pub struct Background {
+    jobs: crossbeam_channel::Sender<(Vec<String>, usize, Reply)>,
+}
+
+impl Background {
+    pub fn spawn<M: Embed + 'static>(
+        pool: Pool<M>,
+        nice: i32,
+        max_waiting: usize,
+    ) -> Result<Self, EmbedError> {
+        let (jobs, queue) =
+            crossbeam_channel::bounded::<(Vec<String>, usize, Reply)>(max_waiting.max(1));
+        std::thread::Builder::new()
+            .name("passage-embedding".to_owned())
+            .spawn(move || {
+                lower_priority(nice);
+                for (texts, batch_size, reply) in queue {
+                    // The caller may have given up (a timed-out upload); nobody is told then.
+                    let _ = reply.send(pool.embed(texts, batch_size));
+                }
+            })
+            .map_err(|error| {
+                EmbedError::Inference(format!("no thread for document embedding: {error}"))
+            })?;
+        Ok(Self { jobs })
+    }
+
+    pub fn embed(
+        &self,
+        texts: Vec<String>,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let stopped =
+            || EmbedError::Inference("the document embedding thread has stopped".to_owned());
+        let (reply, result) = crossbeam_channel::bounded(1);
+        match self.jobs.try_send((texts, batch_size, reply)) {
+            Ok(()) => result.recv().unwrap_or_else(|_| Err(stopped())),
+            Err(crossbeam_channel::TrySendError::Full(_)) => Err(EmbedError::Busy(self.jobs.len())),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(stopped()),
+        }
+    }
+}
+
+/// Raises the calling thread's nice value to `nice` (on Linux, `setpriority` with `PRIO_PROCESS`
+/// and id 0 applies to the calling thread only). Raising it needs no privilege; a failure leaves
+/// the priority as it was, which is logged.
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
+    if status != 0 {
+        tracing::warn!(nice, error = %std::io::Error::last_os_error(), "document embedding keeps the normal CPU priority");
+    }
+}
+
 /// Dense vectors of the configured model, with separate instances for queries and passages.
 pub struct DenseEncoder {
     queries: Pool<TextEmbedding>,
-    passages: Pool<TextEmbedding>,
+    passages: Background,
     batch_size: usize,
     dim: usize,
 }
 
 impl DenseEncoder {
     /// Loads `workers` query instances (the passage instance, with at most `passage_threads`
-    /// threads, is loaded on first use).
+    /// threads at nice value `passage_nice`, is loaded on first use).
     pub fn load(
         paths: &ModelPaths,
         workers: usize,
         batch_size: usize,
         max_queue: usize,
         passage_threads: Option<usize>,
+        passage_nice: i32,
     ) -> Result<Self, EmbedError> {
         let loader = |paths: ModelPaths, threads| move || Ok(load_embedder(&paths, threads)?);
         let mut encoder = Self {
             queries: Pool::new(workers, max_queue, loader(paths.clone(), None)),
-            passages: Pool::new(1, max_queue, loader(paths.clone(), passage_threads)),
+            passages: Background::spawn(
+                Pool::new(1, max_queue, loader(paths.clone(), passage_threads)),
+                passage_nice,
+                max_queue,
+            )?,
             batch_size: batch_size.max(1),
             dim: 0,
         };
@@ -300,5 +370,31 @@ mod tests {
             pool.embed(vec!["a".into()], 1),
             Err(EmbedError::Busy(0))
         ));
+    }
+
+    /// Reports the nice value of the thread it runs on.
+    struct NiceProbe;
+
+    impl Embed for NiceProbe {
+        fn embed(&mut self, texts: Vec<String>, _: usize) -> Result<Vec<Vec<f32>>, String> {
+            // SAFETY: getpriority takes plain integers and touches no memory of ours.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            Ok(texts.iter().map(|_| vec![nice as f32]).collect())
+        }
+    }
+
+    #[test]
+    fn documents_are_embedded_on_a_thread_that_yields_the_cpu() {
+        // SAFETY: as above.
+        let own = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = own();
+        let background =
+            Background::spawn(Pool::new(1, 4, || Ok(NiceProbe)), 10, 4).expect("a thread");
+        let vectors = background
+            .embed(vec!["a".to_owned(), "b".to_owned()], 2)
+            .expect("embedded");
+        assert_eq!(vectors.len(), 2);
+        assert!(vectors[0][0] >= 10.0, "nice {}", vectors[0][0]);
+        assert_eq!(own(), before, "the caller keeps its priority");
     }
 }
