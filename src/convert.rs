@@ -5,10 +5,10 @@
 //! share a profile lock), under a time limit; the directory is removed afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
+use crate::tool::{self, RunError};
 
 /// A file type that LibreOffice converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,13 @@ pub fn convert(
             target: legacy.target,
         });
     }
-    convert_using(find_soffice(), legacy, path, bytes, timeout)
+    convert_using(
+        tool::on_path(&["soffice", "libreoffice"]),
+        legacy,
+        path,
+        bytes,
+        timeout,
+    )
 }
 
 fn convert_using(
@@ -191,61 +197,38 @@ fn convert_with(
         .map_err(|error| failed(format!("cannot write a temporary file: {error}")))?;
     let out_dir = work.path().join("out");
     let profile = format!("file://{}", work.path().join("profile").display());
-    let mut child = Command::new(soffice)
-        .arg(format!("-env:UserInstallation={profile}"))
-        .args([
-            "--headless",
-            "--norestore",
-            "--nologo",
-            "--nolockcheck",
-            "--convert-to",
-        ])
-        .arg(legacy.target)
-        .arg("--outdir")
-        .arg(&out_dir)
-        .arg(&input)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| failed(format!("{} did not start: {error}", soffice.display())))?;
-    let status = match child.wait_timeout(timeout) {
-        Ok(Some(status)) => status,
-        Ok(None) | Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ConvertError::TimedOut {
-                path: path.to_owned(),
-                seconds: timeout.as_secs().max(1),
-                target: legacy.target,
-            });
-        }
-    };
+    let finished = tool::run(
+        Command::new(soffice)
+            .arg(format!("-env:UserInstallation={profile}"))
+            .args([
+                "--headless",
+                "--norestore",
+                "--nologo",
+                "--nolockcheck",
+                "--convert-to",
+            ])
+            .arg(legacy.target)
+            .arg("--outdir")
+            .arg(&out_dir)
+            .arg(&input),
+        timeout,
+    )
+    .map_err(|error| match error {
+        RunError::Start(error) => failed(format!("{} did not start: {error}", soffice.display())),
+        RunError::TimedOut(_) => ConvertError::TimedOut {
+            path: path.to_owned(),
+            seconds: timeout.as_secs().max(1),
+            target: legacy.target,
+        },
+    })?;
     let output = out_dir.join(format!("input.{}", legacy.target));
     match std::fs::read(&output) {
-        Ok(converted) if status.success() && !converted.is_empty() => Ok(converted),
-        _ => {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            let reason = stderr
-                .lines()
-                .last()
-                .unwrap_or("no output")
-                .trim()
-                .to_owned();
-            Err(failed(format!("{status}: {reason}")))
-        }
+        Ok(converted) if finished.status.success() && !converted.is_empty() => Ok(converted),
+        _ => Err(failed(format!(
+            "{}: {}",
+            finished.status, finished.last_error_line
+        ))),
     }
-}
-
-/// `soffice` (or `libreoffice`) on `PATH`.
-fn find_soffice() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["soffice", "libreoffice"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]

@@ -35,3 +35,4 @@ pub mod service;
 pub mod setup;
 pub mod similar;
 pub mod store;
+pub mod tool;

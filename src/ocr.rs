@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hikitsugi_ingest::PageOcr;
-use wait_timeout::ChildExt;
+
+use crate::tool;
 
 /// The Debian packages OCR needs, as an `apt-get install` line names them.
 pub const PACKAGES: &str = "tesseract-ocr tesseract-ocr-jpn tesseract-ocr-jpn-vert poppler-utils";
@@ -45,7 +46,7 @@ impl Tesseract {
     pub fn find(page_timeout: Duration) -> Result<Self, String> {
         let missing =
             || format!("OCR needs tesseract with its Japanese models: apt-get install {PACKAGES}");
-        let tesseract = on_path("tesseract").ok_or_else(missing)?;
+        let tesseract = tool::on_path(&["tesseract"]).ok_or_else(missing)?;
         let listed = Command::new(&tesseract)
             .arg("--list-langs")
             .stdin(Stdio::null())
@@ -60,44 +61,22 @@ impl Tesseract {
         Ok(Self {
             vertical_model: has("jpn_vert"),
             tesseract,
-            pdftoppm: on_path("pdftoppm"),
+            pdftoppm: tool::on_path(&["pdftoppm"]),
             page_timeout,
         })
     }
 
     /// Runs `command` under the page time limit; `what` names it in errors.
-    fn run(&self, mut command: Command, what: &str) -> Result<(), String> {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|error| format!("{what} did not start: {error}"))?;
-        let status = match child.wait_timeout(self.page_timeout) {
-            Ok(Some(status)) => status,
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{what} did not finish within {} s",
-                    self.page_timeout.as_secs().max(1)
-                ));
-            }
-        };
-        if status.success() {
+    fn run(&self, command: &mut Command, what: &str) -> Result<(), String> {
+        let finished =
+            tool::run(command, self.page_timeout).map_err(|error| format!("{what} {error}"))?;
+        if finished.status.success() {
             return Ok(());
         }
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
-        let reason = stderr
-            .lines()
-            .last()
-            .unwrap_or("no output")
-            .trim()
-            .to_owned();
-        Err(format!("{what} failed ({status}): {reason}"))
+        Err(format!(
+            "{what} failed ({}): {}",
+            finished.status, finished.last_error_line
+        ))
     }
 
     /// The text tesseract reads in the image file `image`: read as horizontal writing, and read
@@ -124,7 +103,7 @@ impl Tesseract {
             .arg(&base)
             .args(["-l", language, "--psm", "3", "tsv"])
             .env("OMP_THREAD_LIMIT", "1");
-        self.run(command, "tesseract")?;
+        self.run(&mut command, "tesseract")?;
         let tsv = std::fs::read_to_string(base.with_extension("tsv"))
             .map_err(|error| format!("tesseract wrote no text: {error}"))?;
         Ok(Reading::from_tsv(&tsv))
@@ -232,7 +211,7 @@ impl PageOcr for Tesseract {
             ])
             .arg(&input)
             .arg(&rendered);
-        self.run(command, "pdftoppm")?;
+        self.run(&mut command, "pdftoppm")?;
         self.recognise(work.path(), &rendered.with_extension("png"))
     }
 
@@ -266,13 +245,6 @@ impl PageOcr for Unavailable {
 
 fn scratch() -> Result<tempfile::TempDir, String> {
     tempfile::tempdir().map_err(|error| format!("no temporary directory: {error}"))
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Tesseract's Japanese models put a space between every two characters: spaces next to a
