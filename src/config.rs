@@ -17,7 +17,7 @@ pub use issuers::{IssuerConfig, SigningAlgorithm};
 pub use llm::{ApiKey, LlmConfig, UnsupportedPolicy};
 pub use records::{AuditConfig, MetadataConfig, QuestionPolicy};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -140,8 +140,14 @@ pub struct ModelConfig {
     pub cache_dir: Option<PathBuf>,
     /// Texts embedded in one call.
     pub batch_size: usize,
-    /// Model instances for query embedding (each ~100 MB); one more embeds documents.
+    /// Model instances for query embedding, each embedding one query at a time; one more embeds
+    /// documents. Default: one per core.
     pub workers: usize,
+    /// ONNX Runtime threads of each query instance. One suits short query texts: queries then
+    /// run side by side, one per instance, instead of splitting each over every core.
+    pub query_threads: usize,
+    /// Query vectors kept in memory by query text (0: no cache), for questions asked again.
+    pub query_cache: usize,
     /// Embeddings that may wait for a free instance; beyond that, 503 at once.
     pub max_queue: usize,
     /// Threads of the instance that embeds documents (ingest, uploads); 0: one per core. Fewer
@@ -150,6 +156,9 @@ pub struct ModelConfig {
     /// How much the documents' embedding yields the CPU to queries: the `nice` value (0–19) of
     /// its threads; 0 runs it at the same priority as queries.
     pub passage_nice: i32,
+    /// Seconds the document instance stays loaded with nothing to embed (0: for good); it is
+    /// loaded again, in about a second, by the next ingest or upload.
+    pub passage_unload_after_s: u64,
 }
 
 impl Default for ModelConfig {
@@ -159,10 +168,13 @@ impl Default for ModelConfig {
             onnxruntime: None,
             cache_dir: None,
             batch_size: 16,
-            workers: 1,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            query_threads: 1,
+            query_cache: 1024,
             max_queue: 64,
             passage_threads: 0,
             passage_nice: 10,
+            passage_unload_after_s: 60,
         }
     }
 }
@@ -279,29 +291,6 @@ pub struct RateLimitConfig {
     pub per_org_per_minute: u32,
     /// 0: the same as `per_org_per_minute`.
     pub per_org_burst: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            model: ModelConfig::default(),
-            chunking: ChunkingConfig::default(),
-            ingest: IngestConfig::default(),
-            retrieval: RetrievalConfig::default(),
-            rerank: RerankConfig::default(),
-            answer: AnswerConfig::default(),
-            llm: LlmConfig::default(),
-            organisations: Vec::new(),
-            groups: Vec::new(),
-            api_keys: Vec::new(),
-            issuers: Vec::new(),
-            rate_limits: RateLimitConfig::default(),
-            metadata: MetadataConfig::default(),
-            audit: AuditConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -516,9 +505,9 @@ impl Config {
             ));
         }
         self.llm.validate(self.server.request_timeout_ms)?;
-        if self.model.batch_size == 0 || self.model.workers == 0 {
+        if self.model.batch_size == 0 || self.model.workers == 0 || self.model.query_threads == 0 {
             return Err(ConfigError::Invalid(
-                "model: batch_size and workers must be at least 1".to_owned(),
+                "model: batch_size, workers and query_threads must be at least 1".to_owned(),
             ));
         }
         Ok(())

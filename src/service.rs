@@ -14,7 +14,7 @@ use crate::answer::{Answer, extractive_answer};
 use crate::compare::{self, Comparison, GroupAnswer, GroupBy, MAX_GROUPS, SectionCache};
 use crate::config::{Config, OcrMode};
 use crate::convert::ConvertError;
-use crate::embed::{Encoders, Reranker};
+use crate::embed::{DenseOptions, Encoders, Reranker};
 use crate::facets::{Facets, facets};
 use crate::generate::{AskEvent, GenerateError, Generator, GroupEvidence, record_answer};
 use crate::index::{
@@ -1093,14 +1093,7 @@ impl Service {
         // First, so that a bad prompt template fails before the slow model load.
         let generator = Generator::from_config(&config.llm)?.map(Arc::new);
         let paths = model_paths(&config)?;
-        let dense = crate::embed::DenseEncoder::load(
-            &paths,
-            config.model.workers,
-            config.model.batch_size,
-            config.model.max_queue,
-            (config.model.passage_threads > 0).then_some(config.model.passage_threads),
-            config.model.passage_nice,
-        )?;
+        let dense = crate::embed::DenseEncoder::load(&paths, &dense_options(&config.model))?;
         let reranker = match &config.rerank.model_dir {
             Some(model_dir) => Some(Arc::new(Reranker::load(
                 &paths.ort_dylib,
@@ -1168,6 +1161,21 @@ pub fn open_store(
             Arc::new(crate::store::QdrantStore::connect(&options, dense_dim)?)
         }
     })
+}
+
+/// How the dense encoder runs, from `[model]`.
+pub fn dense_options(model: &crate::config::ModelConfig) -> DenseOptions {
+    DenseOptions {
+        query_instances: model.workers,
+        query_threads: model.query_threads,
+        batch_size: model.batch_size,
+        max_queue: model.max_queue,
+        passage_threads: (model.passage_threads > 0).then_some(model.passage_threads),
+        passage_nice: model.passage_nice,
+        passage_unload_after: (model.passage_unload_after_s > 0)
+            .then(|| std::time::Duration::from_secs(model.passage_unload_after_s)),
+        query_cache: model.query_cache,
+    }
 }
 
 /// Where the model and ONNX Runtime are: from the configuration, else from `hikitsugi setup`'s cache.

@@ -9,7 +9,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use fastembed::TextEmbedding;
 
@@ -41,9 +42,11 @@ impl Embed for TextEmbedding {
 
 type Loader<M> = Box<dyn Fn() -> Result<M, EmbedError> + Send + Sync>;
 
-/// Instances of a model behind locks, each `None` until (re)built by `load`.
+/// Instances of a model, each `None` until (re)built by `load`. A call takes whichever instance
+/// is free first (the free ones wait in a channel), so `n` instances serve `n` calls at once.
 pub struct Pool<M> {
-    instances: Vec<Mutex<Option<M>>>,
+    free: crossbeam_channel::Receiver<Option<M>>,
+    returned: crossbeam_channel::Sender<Option<M>>,
     load: Loader<M>,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -57,8 +60,15 @@ impl<M: Embed> Pool<M> {
         max_waiting: usize,
         load: impl Fn() -> Result<M, EmbedError> + Send + Sync + 'static,
     ) -> Self {
+        let instances = instances.max(1);
+        let (returned, free) = crossbeam_channel::bounded(instances);
+        for _ in 0..instances {
+            // The channel holds exactly the instances, so this never blocks or fails.
+            let _ = returned.send(None);
+        }
         Self {
-            instances: (0..instances.max(1)).map(|_| Mutex::new(None)).collect(),
+            free,
+            returned,
             load: Box::new(load),
             waiting: AtomicUsize::new(0),
             max_waiting,
@@ -75,6 +85,7 @@ impl<M: Embed> Pool<M> {
         let count = texts.len();
         let mut instance = self.instance()?;
         let result = self.embed_with(&mut instance, texts, batch_size);
+        drop(instance);
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
         *failure = result.as_ref().err().map(ToString::to_string);
         drop(failure);
@@ -90,14 +101,15 @@ impl<M: Embed> Pool<M> {
 
     fn embed_with(
         &self,
-        instance: &mut MutexGuard<'_, Option<M>>,
+        instance: &mut Lease<'_, M>,
         texts: Vec<String>,
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if instance.is_none() {
-            **instance = Some((self.load)()?);
+        let slot = instance.slot();
+        if slot.is_none() {
+            *slot = Some((self.load)()?);
         }
-        let Some(model) = instance.as_mut() else {
+        let Some(model) = slot.as_mut() else {
             return Err(EmbedError::Inference("no model instance".to_owned()));
         };
         match catch_unwind(AssertUnwindSafe(|| model.embed(texts, batch_size))) {
@@ -106,7 +118,7 @@ impl<M: Embed> Pool<M> {
                 tracing::error!(
                     "the embedding model panicked; its instance is rebuilt on next use"
                 );
-                **instance = None;
+                *slot = None;
                 Err(EmbedError::Inference(
                     "the embedding model panicked; it is being reloaded".to_owned(),
                 ))
@@ -114,38 +126,61 @@ impl<M: Embed> Pool<M> {
         }
     }
 
-    /// A free instance, else the first one once free; [`EmbedError::Busy`] when too many wait.
-    fn instance(&self) -> Result<MutexGuard<'_, Option<M>>, EmbedError> {
-        for instance in &self.instances {
-            match instance.try_lock() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
-                    return Ok(Self::recovered(instance, poisoned.into_inner()));
+    /// The first instance to be free; [`EmbedError::Busy`] when too many calls wait already.
+    fn instance(&self) -> Result<Lease<'_, M>, EmbedError> {
+        let slot = match self.free.try_recv() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+                let _queued = Queued(&self.waiting);
+                if waiting >= self.max_waiting {
+                    return Err(EmbedError::Busy(waiting));
                 }
-                Err(std::sync::TryLockError::WouldBlock) => {}
+                // The pool holds a sender, so the channel never disconnects while it lives.
+                self.free.recv().map_err(|_| {
+                    EmbedError::Inference("the embedding pool is closed".to_owned())
+                })?
             }
-        }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _queued = Queued(&self.waiting);
-        if waiting >= self.max_waiting {
-            return Err(EmbedError::Busy(waiting));
-        }
-        let instance = &self.instances[0];
-        Ok(match instance.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => Self::recovered(instance, poisoned.into_inner()),
+        };
+        Ok(self.lease(slot))
+    }
+
+    /// Builds every instance that is not built yet, in parallel (each on a thread of its own).
+    pub fn preload(&self) -> Result<(), EmbedError> {
+        let mut leases: Vec<Lease<'_, M>> = self.free.try_iter().map(|slot| self.lease(slot)).collect();
+        std::thread::scope(|scope| {
+            let loads: Vec<_> = leases
+                .iter_mut()
+                .filter(|lease| lease.slot.as_ref().is_some_and(Option::is_none))
+                .map(|lease| {
+                    scope.spawn(move || {
+                        *lease.slot() = Some((self.load)()?);
+                        Ok::<_, EmbedError>(())
+                    })
+                })
+                .collect();
+            loads.into_iter().try_for_each(|load| {
+                load.join().unwrap_or_else(|_| {
+                    Err(EmbedError::Inference("loading the embedding model panicked".to_owned()))
+                })
+            })
         })
     }
 
-    /// A poisoned instance's model may be in any state: drop it so that it is rebuilt.
-    fn recovered<'a>(
-        instance: &'a Mutex<Option<M>>,
-        mut guard: MutexGuard<'a, Option<M>>,
-    ) -> MutexGuard<'a, Option<M>> {
-        tracing::warn!("an embedding instance was poisoned by a panic; rebuilding it");
-        *guard = None;
-        instance.clear_poison();
-        guard
+    fn lease(&self, slot: Option<M>) -> Lease<'_, M> {
+        Lease {
+            slot: Some(slot),
+            returned: &self.returned,
+        }
+    }
+
+    /// Drops every model instance that no call is using (they are rebuilt on next use), to give
+    /// their memory back while the pool is idle.
+    pub fn unload_idle(&self) {
+        let idle: Vec<Option<M>> = self.free.try_iter().collect();
+        for _ in idle {
+            let _ = self.returned.send(None);
+        }
     }
 
     /// Why the last call failed, if it did.
@@ -154,6 +189,26 @@ impl<M: Embed> Pool<M> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// An instance taken from the pool, given back when dropped (also when its call panicked).
+struct Lease<'a, M> {
+    slot: Option<Option<M>>,
+    returned: &'a crossbeam_channel::Sender<Option<M>>,
+}
+
+impl<M> Lease<'_, M> {
+    fn slot(&mut self) -> &mut Option<M> {
+        self.slot.get_or_insert(None)
+    }
+}
+
+impl<M> Drop for Lease<'_, M> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let _ = self.returned.send(slot);
+        }
     }
 }
 
@@ -178,10 +233,13 @@ pub struct Background {
 }
 
 impl Background {
+    /// Serves `pool` on a new thread at `nice`; its idle instances are dropped after `unload_after`
+    /// without work (`None`: kept), so a served corpus does not keep the document model's memory.
     pub fn spawn<M: Embed + 'static>(
         pool: Pool<M>,
         nice: i32,
         max_waiting: usize,
+        unload_after: Option<Duration>,
     ) -> Result<Self, EmbedError> {
         let (jobs, queue) =
             crossbeam_channel::bounded::<(Vec<String>, usize, Reply)>(max_waiting.max(1));
@@ -189,9 +247,26 @@ impl Background {
             .name("passage-embedding".to_owned())
             .spawn(move || {
                 lower_priority(nice);
-                for (texts, batch_size, reply) in queue {
-                    // The caller may have given up (a timed-out upload); nobody is told then.
-                    let _ = reply.send(pool.embed(texts, batch_size));
+                let mut loaded = false;
+                loop {
+                    let job = match unload_after.filter(|_| loaded) {
+                        Some(idle) => queue.recv_timeout(idle).map_err(|error| error.is_timeout()),
+                        None => queue.recv().map_err(|_| false),
+                    };
+                    match job {
+                        Ok((texts, batch_size, reply)) => {
+                            loaded = true;
+                            // The caller may have given up (a timed-out upload); nobody is told then.
+                            let _ = reply.send(pool.embed(texts, batch_size));
+                        }
+                        Err(true) => {
+                            pool.unload_idle();
+                            release_freed_memory();
+                            loaded = false;
+                            tracing::debug!("the idle document embedding model was unloaded");
+                        }
+                        Err(false) => break,
+                    }
                 }
             })
             .map_err(|error| {
@@ -216,6 +291,45 @@ impl Background {
     }
 }
 
+/// Embeds `texts` shortest first, so that each batch holds texts of similar length and pads
+/// little, and returns the vectors in the order of `texts`.
+fn embed_by_length(
+    texts: Vec<String>,
+    embed: impl FnOnce(Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&index| texts[index].len());
+    let mut texts: Vec<Option<String>> = texts.into_iter().map(Some).collect();
+    let sorted = order
+        .iter()
+        .filter_map(|&index| texts[index].take())
+        .collect();
+    let vectors = embed(sorted)?;
+    if vectors.len() != order.len() {
+        return Err(EmbedError::Inference(format!(
+            "{} vectors for {} texts",
+            vectors.len(),
+            order.len()
+        )));
+    }
+    let mut in_order = vec![Vec::new(); order.len()];
+    for (vector, index) in vectors.into_iter().zip(order) {
+        in_order[index] = vector;
+    }
+    Ok(in_order)
+}
+
+/// Gives the memory that freed allocations left in the allocator's arenas back to the system.
+/// Loading a model parses its tokenizer into hundreds of megabytes of short-lived values; without
+/// this, the process keeps that memory resident for good.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Raises the calling thread's nice value to `nice` (on Linux, `setpriority` with `PRIO_PROCESS`
 /// and id 0 applies to the calling thread only). Raising it needs no privilege; a failure leaves
 /// the priority as it was, which is logged.
@@ -230,34 +344,62 @@ fn lower_priority(nice: i32) {
     }
 }
 
+/// Counts query embeddings answered from the cache (`result="hit"`) or by the model (`"miss"`).
+pub const QUERY_CACHE_METRIC: &str = "hikitsugi_query_embedding_cache_total";
+
+/// How the dense encoder runs its model.
+#[derive(Debug, Clone)]
+pub struct DenseOptions {
+    /// Model instances for queries, each serving one query at a time.
+    pub query_instances: usize,
+    /// ONNX Runtime threads of each query instance (one suits short query texts).
+    pub query_threads: usize,
+    /// Passages embedded per model call.
+    pub batch_size: usize,
+    /// Calls that may wait for a free instance; beyond that, [`EmbedError::Busy`].
+    pub max_queue: usize,
+    /// ONNX Runtime threads of the passage instance (`None`: one per core).
+    pub passage_threads: Option<usize>,
+    /// The nice value of the passage instance's threads.
+    pub passage_nice: i32,
+    /// How long the passage instance stays loaded without work (`None`: for good).
+    pub passage_unload_after: Option<Duration>,
+    /// Query vectors kept, by query text (0: none).
+    pub query_cache: usize,
+}
+
 /// Dense vectors of the configured model, with separate instances for queries and passages.
 pub struct DenseEncoder {
     queries: Pool<TextEmbedding>,
     passages: Background,
+    cache: Option<quick_cache::sync::Cache<String, Arc<[f32]>>>,
     batch_size: usize,
     dim: usize,
 }
 
 impl DenseEncoder {
-    /// Loads `workers` query instances (the passage instance, with at most `passage_threads`
-    /// threads at nice value `passage_nice`, is loaded on first use).
-    pub fn load(
-        paths: &ModelPaths,
-        workers: usize,
-        batch_size: usize,
-        max_queue: usize,
-        passage_threads: Option<usize>,
-        passage_nice: i32,
-    ) -> Result<Self, EmbedError> {
+    /// Loads the query instances (the passage instance is loaded on first use).
+    pub fn load(paths: &ModelPaths, options: &DenseOptions) -> Result<Self, EmbedError> {
         let loader = |paths: ModelPaths, threads| move || Ok(load_embedder(&paths, threads)?);
+        let queries = Pool::new(
+            options.query_instances,
+            options.max_queue,
+            loader(paths.clone(), Some(options.query_threads.max(1))),
+        );
+        // Every query instance now, so that the first searches do not wait for a model.
+        queries.preload()?;
+        release_freed_memory();
         let mut encoder = Self {
-            queries: Pool::new(workers, max_queue, loader(paths.clone(), None)),
+            queries,
             passages: Background::spawn(
-                Pool::new(1, max_queue, loader(paths.clone(), passage_threads)),
-                passage_nice,
-                max_queue,
+                Pool::new(1, options.max_queue, loader(paths.clone(), options.passage_threads)),
+                options.passage_nice,
+                options.max_queue,
+                options.passage_unload_after,
             )?,
-            batch_size: batch_size.max(1),
+            cache: (options.query_cache > 0)
+                .then(|| quick_cache::sync::Cache::new(options.query_cache)),
+            batch_size: options.batch_size.max(1),
             dim: 0,
         };
         encoder.dim = encoder.embed_query("dimension probe")?.len();
@@ -269,6 +411,20 @@ impl DenseEncoder {
     }
 
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>, EmbedError> {
+        let Some(cache) = &self.cache else {
+            return self.embed_query_uncached(query);
+        };
+        if let Some(vector) = cache.get(query) {
+            metrics::counter!(QUERY_CACHE_METRIC, "result" => "hit").increment(1);
+            return Ok(vector.to_vec());
+        }
+        metrics::counter!(QUERY_CACHE_METRIC, "result" => "miss").increment(1);
+        let vector = self.embed_query_uncached(query)?;
+        cache.insert(query.to_owned(), Arc::from(vector.as_slice()));
+        Ok(vector)
+    }
+
+    fn embed_query_uncached(&self, query: &str) -> Result<Vec<f32>, EmbedError> {
         self.queries
             .embed(vec![format!("{QUERY_PREFIX}{query}")], 1)?
             .pop()
@@ -276,11 +432,13 @@ impl DenseEncoder {
     }
 
     pub fn embed_passages(&self, passages: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let prefixed = passages
+        let prefixed: Vec<String> = passages
             .iter()
             .map(|text| format!("{PASSAGE_PREFIX}{text}"))
             .collect();
-        self.passages.embed(prefixed, self.batch_size)
+        embed_by_length(prefixed, |sorted| {
+            self.passages.embed(sorted, self.batch_size)
+        })
     }
 
     /// Why the last query embedding failed, if it did (for readiness probes).
@@ -340,36 +498,91 @@ mod tests {
         assert!(pool.failure().is_none(), "recovered");
     }
 
-    #[test]
-    fn a_poisoned_lock_is_recovered_with_a_fresh_model() {
-        let panic_next = Arc::new(AtomicBool::new(false));
-        let builds = Arc::new(AtomicUsize::new(0));
-        let pool = Arc::new(flaky_pool(&panic_next, &builds));
-        pool.embed(vec!["a".into()], 1).unwrap();
-        let poisoner = pool.clone();
-        let _ = std::thread::spawn(move || {
-            let _guard = poisoner.instances[0].lock();
-            panic!("poison the instance lock");
-        })
-        .join();
-        assert!(pool.instances[0].is_poisoned());
-        assert_eq!(pool.embed(vec!["abcd".into()], 1).unwrap(), vec![vec![4.0]]);
-        assert_eq!(builds.load(Ordering::SeqCst), 2);
-        assert!(!pool.instances[0].is_poisoned());
+    /// Blocks each call until the test lets it finish.
+    struct Gated {
+        started: crossbeam_channel::Sender<()>,
+        finish: crossbeam_channel::Receiver<()>,
+    }
+
+    impl Embed for Gated {
+        fn embed(&mut self, texts: Vec<String>, _: usize) -> Result<Vec<Vec<f32>>, String> {
+            let _ = self.started.send(());
+            self.finish.recv().map_err(|error| error.to_string())?;
+            Ok(texts.iter().map(|_| vec![1.0]).collect())
+        }
     }
 
     #[test]
-    fn too_many_waiting_calls_are_refused_at_once() {
-        let pool = Arc::new(Pool::new(1, 0, || {
+    fn a_waiting_call_takes_whichever_instance_is_freed_first() {
+        let (started, started_calls) = crossbeam_channel::unbounded();
+        let finishers: Vec<_> = (0..2).map(|_| crossbeam_channel::bounded::<()>(1)).collect();
+        let gates = Arc::new(Mutex::new(
+            finishers.iter().map(|(_, finish)| finish.clone()).collect::<Vec<_>>(),
+        ));
+        let pool = Arc::new(Pool::new(2, 4, move || {
+            Ok(Gated {
+                started: started.clone(),
+                finish: gates.lock().unwrap().remove(0),
+            })
+        }));
+        pool.preload().expect("both instances built");
+        let call = |pool: &Arc<Pool<Gated>>| {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.embed(vec!["a".to_owned()], 1))
+        };
+        let timeout = Duration::from_secs(10);
+        let first = call(&pool);
+        started_calls.recv_timeout(timeout).expect("first call running");
+        let second = call(&pool);
+        started_calls.recv_timeout(timeout).expect("second call running beside the first");
+        let third = call(&pool);
+        assert!(started_calls.recv_timeout(Duration::from_millis(200)).is_err(), "third waits");
+
+        // Whichever instance the second call holds, freeing it must let the third call run
+        // while the first call still holds the other instance.
+        finishers[0].0.send(()).unwrap();
+        started_calls
+            .recv_timeout(timeout)
+            .expect("the third call ran on the freed instance");
+        finishers[1].0.send(()).unwrap();
+        finishers[0].0.send(()).unwrap();
+        for call in [first, second, third] {
+            assert_eq!(call.join().unwrap().unwrap(), vec![vec![1.0]]);
+        }
+    }
+
+    #[test]
+    fn an_idle_document_model_is_unloaded_and_rebuilt_when_needed() {
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counted = builds.clone();
+        let pool = Pool::new(1, 4, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
             Ok(Flaky {
                 panic_next: Arc::new(AtomicBool::new(false)),
             })
-        }));
-        let _held = pool.instances[0].lock().unwrap();
-        assert!(matches!(
-            pool.embed(vec!["a".into()], 1),
-            Err(EmbedError::Busy(0))
-        ));
+        });
+        let background =
+            Background::spawn(pool, 0, 4, Some(Duration::from_millis(50))).expect("a thread");
+        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
+        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "kept while in use");
+        std::thread::sleep(Duration::from_millis(300));
+        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
+        assert_eq!(builds.load(Ordering::SeqCst), 2, "unloaded when idle, rebuilt on use");
+    }
+
+    #[test]
+    fn passages_are_embedded_shortest_first_and_returned_in_their_order() {
+        let texts: Vec<String> = ["ccc", "a", "dddd", "bb", "a"].map(str::to_owned).into();
+        let vectors = embed_by_length(texts, |sorted| {
+            let lengths: Vec<usize> = sorted.iter().map(String::len).collect();
+            assert_eq!(lengths, vec![1, 1, 2, 3, 4], "embedded by length");
+            Ok(sorted.iter().map(|text| vec![text.len() as f32]).collect())
+        })
+        .unwrap();
+        assert_eq!(vectors, vec![vec![3.0], vec![1.0], vec![4.0], vec![2.0], vec![1.0]]);
+        let short = embed_by_length(vec!["ab".to_owned()], |_| Ok(Vec::new()));
+        assert!(matches!(short, Err(EmbedError::Inference(_))), "a missing vector is an error");
     }
 
     /// Reports the nice value of the thread it runs on.
@@ -389,7 +602,7 @@ mod tests {
         let own = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let before = own();
         let background =
-            Background::spawn(Pool::new(1, 4, || Ok(NiceProbe)), 10, 4).expect("a thread");
+            Background::spawn(Pool::new(1, 4, || Ok(NiceProbe)), 10, 4, None).expect("a thread");
         let vectors = background
             .embed(vec!["a".to_owned(), "b".to_owned()], 2)
             .expect("embedded");

@@ -5,7 +5,7 @@ mod model;
 mod rerank;
 mod sparse;
 
-pub use dense::{DenseEncoder, EmbedError};
+pub use dense::{DenseEncoder, DenseOptions, EmbedError, QUERY_CACHE_METRIC};
 pub use model::{EMBEDDING_DIM, LoadError, MAX_TOKENS, ModelPaths, load_embedder, load_reranker};
 pub use rerank::Reranker;
 pub use sparse::{BigramEncoder, Bm25Encoder, SparseEncoderError};
