@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use hikitsugi::embed::load_embedder;
+use hikitsugi::embed::{DenseEncoder, DenseOptions, load_embedder};
 use hikitsugi::setup::{EMBEDDING_DIM, SetupError, default_cache_dir, ensure_model, locate_model};
 
 const QUERY: &str = "query: 山梨県の伴走支援の体制";
@@ -51,4 +51,45 @@ fn an_empty_cache_directory_asks_for_setup() {
     let err = locate_model(dir.path()).expect_err("no model in an empty directory");
     assert!(matches!(err, SetupError::ModelMissing { .. }), "{err:?}");
     assert!(err.to_string().contains("hikitsugi setup"), "{err}");
+}
+
+/// Query instances tokenise with one shared tokenizer and run their own ONNX Runtime sessions
+/// (src/embed/session.rs); their vectors must be fastembed's, or queries would drift from the
+/// passages fastembed embeds.
+#[test]
+fn query_vectors_equal_fastembed_vectors() {
+    let cache_dir = default_cache_dir().expect("a cache directory");
+    let paths = ensure_model(&cache_dir, &|line| eprintln!("setup: {line}")).expect("model set up");
+    let options = DenseOptions {
+        query_instances: 2,
+        query_threads: 1,
+        batch_size: 16,
+        max_queue: 4,
+        passage_threads: Some(1),
+        passage_nice: 0,
+        passage_unload_after: None,
+        query_cache: 0,
+    };
+    let encoder = DenseEncoder::load(&paths, &options).expect("encoder loaded");
+    let mut fastembed = load_embedder(&paths, Some(1)).expect("model loaded");
+    let long = "伴走支援の体制を整備し、市町村のDXを推進する。".repeat(60);
+    for text in [
+        "山梨県の伴走支援の体制",
+        "What is the budget for 2025? 令和7年度の予算は",
+        "</s> <s> <pad> special tokens in text",
+        long.as_str(),
+    ] {
+        let ours = encoder.embed_query(text).expect("query embedded");
+        let theirs = fastembed
+            .embed([format!("query: {text}")], None)
+            .expect("fastembed embedded")
+            .remove(0);
+        assert_eq!(ours.len(), theirs.len());
+        let largest = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(largest < 1e-5, "{text:.20}: largest difference {largest}");
+    }
 }

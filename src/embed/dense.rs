@@ -1,11 +1,12 @@
 //! Dense sentence vectors (multilingual-e5) through fastembed, off the async runtime.
 //!
 //! Queries and passages have separate model instances, so embedding a long upload or a corpus
-//! never makes a search wait for the model: `model.workers` instances serve queries, one more
-//! (loaded on first use, on a thread of lower CPU priority: `model.passage_nice`) serves
-//! passages. At most `model.max_queue` embeddings wait for an
-//! instance; beyond that a call fails at once with [`EmbedError::Busy`]. An instance whose call
-//! panicked (or whose lock was poisoned) is dropped and rebuilt on its next use.
+//! never makes a search wait for the model: `model.workers` single-threaded instances serve
+//! queries side by side (sharing one tokenizer, see [`super::session`]), one more (fastembed's,
+//! loaded on first use, on a thread of lower CPU priority: `model.passage_nice`, unloaded when
+//! idle) serves passages. At most `model.max_queue` embeddings wait for an instance; beyond that
+//! a call fails at once with [`EmbedError::Busy`]. An instance whose call panicked is dropped
+//! and rebuilt on its next use.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +16,7 @@ use std::time::Duration;
 use fastembed::TextEmbedding;
 
 use super::model::{LoadError, ModelPaths, load_embedder};
+use super::session::{QueryModel, SharedModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -137,9 +139,9 @@ impl<M: Embed> Pool<M> {
                     return Err(EmbedError::Busy(waiting));
                 }
                 // The pool holds a sender, so the channel never disconnects while it lives.
-                self.free.recv().map_err(|_| {
-                    EmbedError::Inference("the embedding pool is closed".to_owned())
-                })?
+                self.free
+                    .recv()
+                    .map_err(|_| EmbedError::Inference("the embedding pool is closed".to_owned()))?
             }
         };
         Ok(self.lease(slot))
@@ -147,7 +149,8 @@ impl<M: Embed> Pool<M> {
 
     /// Builds every instance that is not built yet, in parallel (each on a thread of its own).
     pub fn preload(&self) -> Result<(), EmbedError> {
-        let mut leases: Vec<Lease<'_, M>> = self.free.try_iter().map(|slot| self.lease(slot)).collect();
+        let mut leases: Vec<Lease<'_, M>> =
+            self.free.try_iter().map(|slot| self.lease(slot)).collect();
         std::thread::scope(|scope| {
             let loads: Vec<_> = leases
                 .iter_mut()
@@ -161,7 +164,9 @@ impl<M: Embed> Pool<M> {
                 .collect();
             loads.into_iter().try_for_each(|load| {
                 load.join().unwrap_or_else(|_| {
-                    Err(EmbedError::Inference("loading the embedding model panicked".to_owned()))
+                    Err(EmbedError::Inference(
+                        "loading the embedding model panicked".to_owned(),
+                    ))
                 })
             })
         })
@@ -370,7 +375,7 @@ pub struct DenseOptions {
 
 /// Dense vectors of the configured model, with separate instances for queries and passages.
 pub struct DenseEncoder {
-    queries: Pool<TextEmbedding>,
+    queries: Pool<QueryModel>,
     passages: Background,
     cache: Option<quick_cache::sync::Cache<String, Arc<[f32]>>>,
     batch_size: usize,
@@ -378,21 +383,24 @@ pub struct DenseEncoder {
 }
 
 impl DenseEncoder {
-    /// Loads the query instances (the passage instance is loaded on first use).
+    /// Loads the query instances, which share one tokenizer (the passage instance, fastembed's,
+    /// is loaded on first use).
     pub fn load(paths: &ModelPaths, options: &DenseOptions) -> Result<Self, EmbedError> {
-        let loader = |paths: ModelPaths, threads| move || Ok(load_embedder(&paths, threads)?);
-        let queries = Pool::new(
-            options.query_instances,
-            options.max_queue,
-            loader(paths.clone(), Some(options.query_threads.max(1))),
-        );
+        let shared = SharedModel::load(paths)?;
+        let threads = options.query_threads.max(1);
+        let queries = Pool::new(options.query_instances, options.max_queue, move || {
+            Ok(shared.instance(threads)?)
+        });
         // Every query instance now, so that the first searches do not wait for a model.
         queries.preload()?;
         release_freed_memory();
         let mut encoder = Self {
             queries,
             passages: Background::spawn(
-                Pool::new(1, options.max_queue, loader(paths.clone(), options.passage_threads)),
+                Pool::new(1, options.max_queue, {
+                    let (paths, threads) = (paths.clone(), options.passage_threads);
+                    move || Ok(load_embedder(&paths, threads)?)
+                }),
                 options.passage_nice,
                 options.max_queue,
                 options.passage_unload_after,
@@ -515,9 +523,14 @@ mod tests {
     #[test]
     fn a_waiting_call_takes_whichever_instance_is_freed_first() {
         let (started, started_calls) = crossbeam_channel::unbounded();
-        let finishers: Vec<_> = (0..2).map(|_| crossbeam_channel::bounded::<()>(1)).collect();
+        let finishers: Vec<_> = (0..2)
+            .map(|_| crossbeam_channel::bounded::<()>(1))
+            .collect();
         let gates = Arc::new(Mutex::new(
-            finishers.iter().map(|(_, finish)| finish.clone()).collect::<Vec<_>>(),
+            finishers
+                .iter()
+                .map(|(_, finish)| finish.clone())
+                .collect::<Vec<_>>(),
         ));
         let pool = Arc::new(Pool::new(2, 4, move || {
             Ok(Gated {
@@ -532,11 +545,20 @@ mod tests {
         };
         let timeout = Duration::from_secs(10);
         let first = call(&pool);
-        started_calls.recv_timeout(timeout).expect("first call running");
+        started_calls
+            .recv_timeout(timeout)
+            .expect("first call running");
         let second = call(&pool);
-        started_calls.recv_timeout(timeout).expect("second call running beside the first");
+        started_calls
+            .recv_timeout(timeout)
+            .expect("second call running beside the first");
         let third = call(&pool);
-        assert!(started_calls.recv_timeout(Duration::from_millis(200)).is_err(), "third waits");
+        assert!(
+            started_calls
+                .recv_timeout(Duration::from_millis(200))
+                .is_err(),
+            "third waits"
+        );
 
         // Whichever instance the second call holds, freeing it must let the third call run
         // while the first call still holds the other instance.
@@ -563,12 +585,22 @@ mod tests {
         });
         let background =
             Background::spawn(pool, 0, 4, Some(Duration::from_millis(50))).expect("a thread");
-        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
-        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
+        background
+            .embed(vec!["ab".to_owned()], 1)
+            .expect("embedded");
+        background
+            .embed(vec!["ab".to_owned()], 1)
+            .expect("embedded");
         assert_eq!(builds.load(Ordering::SeqCst), 1, "kept while in use");
         std::thread::sleep(Duration::from_millis(300));
-        background.embed(vec!["ab".to_owned()], 1).expect("embedded");
-        assert_eq!(builds.load(Ordering::SeqCst), 2, "unloaded when idle, rebuilt on use");
+        background
+            .embed(vec!["ab".to_owned()], 1)
+            .expect("embedded");
+        assert_eq!(
+            builds.load(Ordering::SeqCst),
+            2,
+            "unloaded when idle, rebuilt on use"
+        );
     }
 
     #[test]
@@ -580,9 +612,15 @@ mod tests {
             Ok(sorted.iter().map(|text| vec![text.len() as f32]).collect())
         })
         .unwrap();
-        assert_eq!(vectors, vec![vec![3.0], vec![1.0], vec![4.0], vec![2.0], vec![1.0]]);
+        assert_eq!(
+            vectors,
+            vec![vec![3.0], vec![1.0], vec![4.0], vec![2.0], vec![1.0]]
+        );
         let short = embed_by_length(vec!["ab".to_owned()], |_| Ok(Vec::new()));
-        assert!(matches!(short, Err(EmbedError::Inference(_))), "a missing vector is an error");
+        assert!(
+            matches!(short, Err(EmbedError::Inference(_))),
+            "a missing vector is an error"
+        );
     }
 
     /// Reports the nice value of the thread it runs on.

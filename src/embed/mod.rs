@@ -3,6 +3,7 @@
 mod dense;
 mod model;
 mod rerank;
+mod session;
 mod sparse;
 
 pub use dense::{DenseEncoder, DenseOptions, EmbedError, QUERY_CACHE_METRIC};

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, RerankInitOptionsUserDefined, TextEmbedding, TextRerank,
@@ -12,6 +13,8 @@ use fastembed::{
 
 /// Dimension of the embedding vectors.
 pub const EMBEDDING_DIM: usize = 384;
+/// The ONNX graph's file name in a model directory.
+pub(super) const MODEL_FILE: &str = "model.onnx";
 /// Longest input in tokens; longer texts are truncated by the tokenizer.
 pub const MAX_TOKENS: usize = 512;
 
@@ -37,6 +40,15 @@ pub enum LoadError {
     /// The ONNX Runtime library could not be loaded.
     #[error("cannot load ONNX Runtime from {}: {message}; run `hikitsugi setup` to reinstall it", path.display())]
     OrtLoad { path: PathBuf, message: String },
+    /// ONNX Runtime could not start.
+    #[error("cannot start ONNX Runtime from {}: {message}; run `hikitsugi setup` to reinstall it", path.display())]
+    OrtStart { path: PathBuf, message: String },
+    /// The model's tokenizer files are not usable.
+    #[error("cannot read the tokenizer of {}: {reason}; run `hikitsugi setup` to rebuild the model", dir.display())]
+    Tokenizer { dir: PathBuf, reason: String },
+    /// ONNX Runtime refused the model file.
+    #[error("cannot load the embedding model from {}: {message}; run `hikitsugi setup` to rebuild it", dir.display())]
+    Session { dir: PathBuf, message: String },
     /// fastembed refused the model files.
     #[error("cannot load the embedding model from {}: {source}; run `hikitsugi setup` to rebuild it", dir.display())]
     ModelLoad {
@@ -72,13 +84,14 @@ pub fn load_embedder(
     paths: &ModelPaths,
     threads: Option<usize>,
 ) -> Result<TextEmbedding, LoadError> {
-    init_onnx_runtime(&paths.ort_dylib)?;
+    let environment = onnx_environment(&paths.ort_dylib)?;
     let (onnx, tokenizer_files) = read_model_files(&paths.model_dir, |path, source| {
         LoadError::Unreadable { path, source }
     })?;
     let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
     let mut options = InitOptionsUserDefined::new().with_max_length(MAX_TOKENS);
     options.intra_threads = threads;
+    options.environment = Some(environment);
     TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
         LoadError::ModelLoad {
             dir: paths.model_dir.clone(),
@@ -94,12 +107,13 @@ pub fn load_reranker(
     model_dir: &Path,
     max_tokens: usize,
 ) -> Result<TextRerank, LoadError> {
-    init_onnx_runtime(ort_dylib)?;
+    let environment = onnx_environment(ort_dylib)?;
     let (onnx, tokenizer_files) = read_model_files(model_dir, |path, source| {
         LoadError::RerankerUnreadable { path, source }
     })?;
     let model = UserDefinedRerankingModel::new(onnx, tokenizer_files);
-    let options = RerankInitOptionsUserDefined::new().with_max_length(max_tokens);
+    let mut options = RerankInitOptionsUserDefined::new().with_max_length(max_tokens);
+    options.environment = Some(environment);
     TextRerank::try_new_from_user_defined(model, options).map_err(|source| {
         LoadError::RerankerLoad {
             dir: model_dir.to_owned(),
@@ -108,19 +122,30 @@ pub fn load_reranker(
     })
 }
 
-/// Loads ONNX Runtime from `ort_dylib` (the first call in a process decides which library).
-fn init_onnx_runtime(ort_dylib: &Path) -> Result<(), LoadError> {
-    // Only loading the library matters here: fastembed builds (and shares) the environment
-    // itself, so the builder returned by `init_from` is not used.
-    let _environment_builder = ort::init_from(ort_dylib).map_err(|e| LoadError::OrtLoad {
+/// The process's ONNX Runtime environment (ONNX Runtime allows one), made on the first call
+/// with the library at `ort_dylib`; later calls return it whatever path they name. fastembed is
+/// always handed this environment, so it never makes its own.
+pub(super) fn onnx_environment(
+    ort_dylib: &Path,
+) -> Result<ort::environment::Environment, LoadError> {
+    static ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+    let mut environment = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(environment) = environment.as_ref() {
+        return Ok(environment.clone());
+    }
+    let builder = ort::init_from(ort_dylib).map_err(|e| LoadError::OrtLoad {
         path: ort_dylib.to_owned(),
         message: e.to_string(),
     })?;
-    Ok(())
+    let built = builder.build().map_err(|e| LoadError::OrtStart {
+        path: ort_dylib.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(environment.insert(built).clone())
 }
 
 /// `model.onnx` and the tokenizer files of a fastembed user-defined model directory.
-fn read_model_files(
+pub(super) fn read_model_files(
     dir: &Path,
     unreadable: impl Fn(PathBuf, io::Error) -> LoadError,
 ) -> Result<(Vec<u8>, TokenizerFiles), LoadError> {
@@ -134,5 +159,5 @@ fn read_model_files(
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
-    Ok((read("model.onnx")?, tokenizer_files))
+    Ok((read(MODEL_FILE)?, tokenizer_files))
 }
