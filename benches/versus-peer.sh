@@ -22,7 +22,7 @@ shared=../shared
 model=${HIKITSUGI_CACHE_DIR:-$HOME/.cache/hikitsugi}/models/multilingual-e5-small-q4
 work=$(mktemp -d)
 servers=()
-trap 'kill "${servers[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${servers[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 [ -x "$binary" ] || { echo "no $binary: build it with cargo build --release" >&2; exit 1; }
 [ -f "$model/model.onnx" ] || { echo "no model in $model: run \`$binary setup\`" >&2; exit 1; }
 py=$("$shared/bench/setup.sh")
@@ -49,7 +49,7 @@ elapsed() { awk '/Elapsed \(wall clock\)/ { n = split($NF, t, ":"); s = 0; for (
 echo "ingesting the demo corpus with both" >&2
 config=(--config tests/demo/config.toml --data-dir "$work/hikitsugi")
 /usr/bin/time -v "$binary" "${config[@]}" ingest tests/demo/corpus >"$work/ingest.out" 2>"$work/ingest.time"
-ingest_summary=$(grep -o '[0-9]* chunks in [0-9.]* s ([0-9.]* s embedding' "$work/ingest.time" | sed 's/(/, /')
+ingest_summary=$(grep -o '[0-9]* chunks in [0-9.]* s ([0-9.]* s embedding' "$work/ingest.time" | sed 's/ (/, /')
 /usr/bin/time -v "$py" "$shared/bench/peer.py" ingest "$model" "$shared/corpus/text" "$work/peer" \
   >"$work/peer-ingest.out" 2>"$work/peer-ingest.time"
 
@@ -110,5 +110,5 @@ echo "| 8, query cache on | $cached ($hits of embeddings from the cache) | | |"
 echo "| RSS after the runs | $hikitsugi_rss | $peer_rss | |"
 echo "| start-up (to ready) | $hikitsugi_start ms | $peer_start ms | |"
 peer_ingest=$(sed -E 's/.*"chunks": ([0-9]+), "seconds": ([0-9.]+).*/\1 chunks in \2 s after the model load/' "$work/peer-ingest.out")
-echo "| ingest of the demo corpus | ${ingest_summary}), peak RSS $(peak_rss "$work/ingest.time") | $peer_ingest, peak RSS $(peak_rss "$work/peer-ingest.time") | |"
+echo "| ingest of the demo corpus | ${ingest_summary}, peak RSS $(peak_rss "$work/ingest.time") | $peer_ingest, peak RSS $(peak_rss "$work/peer-ingest.time") | |"
 echo "| ingest, whole command | $(elapsed "$work/ingest.time") s | $(elapsed "$work/peer-ingest.time") s | |"

@@ -143,8 +143,9 @@ pub struct ModelConfig {
     /// Model instances for query embedding, each embedding one query at a time; one more embeds
     /// documents. Default: one per core.
     pub workers: usize,
-    /// ONNX Runtime threads of each query instance. One suits short query texts: queries then
-    /// run side by side, one per instance, instead of splitting each over every core.
+    /// ONNX Runtime threads of each query instance. Threads waiting for work do not spin, so
+    /// instances × threads may exceed the cores: a lone query then uses two cores, and
+    /// concurrent queries run side by side, one per instance.
     pub query_threads: usize,
     /// Query vectors kept in memory by query text (0: no cache), for questions asked again.
     pub query_cache: usize,
@@ -169,7 +170,7 @@ impl Default for ModelConfig {
             cache_dir: None,
             batch_size: 16,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
-            query_threads: 1,
+            query_threads: 2,
             query_cache: 1024,
             max_queue: 64,
             passage_threads: 0,

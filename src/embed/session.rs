@@ -81,6 +81,9 @@ impl SharedModel {
             .map_err(|e| failed(e.to_string()))?
             .with_intra_threads(threads)
             .map_err(|e| failed(e.to_string()))?
+            // Several instances share the cores: a thread waiting for work must not spin on one.
+            .with_intra_op_spinning(false)
+            .map_err(|e| failed(e.to_string()))?
             .commit_from_file(self.paths.model_dir.join(MODEL_FILE))
             .map_err(|e| failed(e.to_string()))?;
         let token_types = session
