@@ -1,8 +1,8 @@
 //! Dense sentence vectors (multilingual-e5) through fastembed, off the async runtime.
 //!
 //! Queries and passages have separate model instances, so embedding a long upload or a corpus
-//! never makes a search wait for the model: `model.workers` single-threaded instances serve
-//! queries side by side (sharing one tokenizer, see [`super::session`]), one more (fastembed's,
+//! never makes a search wait for the model: `model.workers` instances serve queries side by
+//! side (sharing one tokenizer, see [`super::session`]), one more (fastembed's,
 //! loaded on first use, on a thread of lower CPU priority: `model.passage_nice`, unloaded when
 //! idle) serves passages. At most `model.max_queue` embeddings wait for an instance; beyond that
 //! a call fails at once with [`EmbedError::Busy`]. An instance whose call panicked is dropped
@@ -357,7 +357,7 @@ pub const QUERY_CACHE_METRIC: &str = "hikitsugi_query_embedding_cache_total";
 pub struct DenseOptions {
     /// Model instances for queries, each serving one query at a time.
     pub query_instances: usize,
-    /// ONNX Runtime threads of each query instance (one suits short query texts).
+    /// ONNX Runtime threads of each query instance (they do not spin while waiting).
     pub query_threads: usize,
     /// Passages embedded per model call.
     pub batch_size: usize,
