@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn pooling_averages_the_kept_tokens_and_normalises() {
-        let tokens = [3.0, 0.0, 1.0, 4.0, 100.0, 100.0];
+        let tokens = [3.0, 2.0, 3.0, 6.0, 100.0, 100.0];
         let pooled = mean_pooled(&tokens, &[1, 1, 0], 2);
         assert_eq!(pooled, vec![0.6, 0.8]);
         assert_eq!(
