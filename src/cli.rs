@@ -265,7 +265,10 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             manifest,
             prune,
         } => {
-            let (service, store) = open(load_config(None)?)?;
+            let mut config = load_config(None)?;
+            // Ingest embeds only documents: one query instance (for the dimension probe) is enough.
+            config.model.workers = 1;
+            let (service, store) = open(config)?;
             let corpus = Corpus {
                 dir,
                 manifest: manifest.as_deref(),
