@@ -145,19 +145,29 @@ pub(super) fn onnx_environment(
 }
 
 /// `model.onnx` and the tokenizer files of a fastembed user-defined model directory.
-pub(super) fn read_model_files(
+fn read_model_files(
     dir: &Path,
     unreadable: impl Fn(PathBuf, io::Error) -> LoadError,
 ) -> Result<(Vec<u8>, TokenizerFiles), LoadError> {
+    let tokenizer_files = read_tokenizer_files(dir, &unreadable)?;
+    let path = dir.join(MODEL_FILE);
+    let onnx = fs::read(&path).map_err(|source| unreadable(path, source))?;
+    Ok((onnx, tokenizer_files))
+}
+
+/// The tokenizer files of a fastembed user-defined model directory.
+pub(super) fn read_tokenizer_files(
+    dir: &Path,
+    unreadable: impl Fn(PathBuf, io::Error) -> LoadError,
+) -> Result<TokenizerFiles, LoadError> {
     let read = |name: &str| {
         let path = dir.join(name);
         fs::read(&path).map_err(|source| unreadable(path, source))
     };
-    let tokenizer_files = TokenizerFiles {
+    Ok(TokenizerFiles {
         tokenizer_file: read("tokenizer.json")?,
         config_file: read("config.json")?,
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
-    };
-    Ok((read(MODEL_FILE)?, tokenizer_files))
+    })
 }

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
@@ -17,24 +18,27 @@ use tokenizers::{AddedToken, Tokenizer, TruncationParams};
 
 use super::dense::Embed;
 use super::model::{
-    LoadError, MAX_TOKENS, MODEL_FILE, ModelPaths, onnx_environment, read_model_files,
+    LoadError, MAX_TOKENS, MODEL_FILE, ModelPaths, onnx_environment, read_tokenizer_files,
 };
 
 /// The model's output that holds one vector per token.
 const TOKEN_OUTPUT: &str = "last_hidden_state";
 
-/// What every query instance shares: the tokenizer, and where the model file is.
+/// What every query instance shares: the tokenizer, the ONNX Runtime environment, and where the
+/// model file is.
 pub struct SharedModel {
     tokenizer: Arc<Tokenizer>,
+    environment: Environment,
     paths: ModelPaths,
 }
 
 impl SharedModel {
     /// Reads the model directory and parses its tokenizer once.
     pub fn load(paths: &ModelPaths) -> Result<Self, LoadError> {
-        onnx_environment(&paths.ort_dylib)?;
-        let (_, files) = read_model_files(&paths.model_dir, |path, source| {
-            LoadError::Unreadable { path, source }
+        let environment = onnx_environment(&paths.ort_dylib)?;
+        let files = read_tokenizer_files(&paths.model_dir, |path, source| LoadError::Unreadable {
+            path,
+            source,
         })?;
         let invalid = |reason: String| LoadError::Tokenizer {
             dir: paths.model_dir.clone(),
@@ -64,6 +68,7 @@ impl SharedModel {
         }
         Ok(Self {
             tokenizer: Arc::new(tokenizer),
+            environment,
             paths: paths.clone(),
         })
     }
@@ -74,8 +79,7 @@ impl SharedModel {
             dir: self.paths.model_dir.clone(),
             message,
         };
-        let environment = onnx_environment(&self.paths.ort_dylib)?;
-        let session = Session::builder(&environment)
+        let session = Session::builder(&self.environment)
             .map_err(|e| failed(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| failed(e.to_string()))?
