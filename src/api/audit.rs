@@ -8,7 +8,10 @@
 //! A request refused before its caller is known (401) leaves no record (the log has it); one
 //! refused later (rate limit, bad body, 403, 404, timeout) leaves one with its status. A
 //! streamed answer's record is written before its first event and completed, with the
-//! documents it cited, before its final `answer` event.
+//! documents it cited, before its final `answer` event. An upload or a delete writes its
+//! record ahead, before it changes anything ([`AuditNote::before_change`]; status
+//! [`CHANGE_UNDER_WAY`]), and the middleware completes it: a required audit refuses a change it
+//! cannot record, and never a change already made.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -37,6 +40,9 @@ const AUDIT_FAILURES_METRIC: &str = "hikitsugi_audit_failures_total";
 /// Records `GET /v1/audit` returns unless asked for fewer, and the most it returns.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
+/// The status of a record written ahead of a change, until the change's outcome replaces it;
+/// a record left with it names a change whose process stopped before answering.
+pub const CHANGE_UNDER_WAY: u16 = 0;
 
 /// The audited operation of a route, if it is one.
 fn operation_of(method: &Method, path: &str) -> Option<Operation> {
@@ -60,6 +66,12 @@ pub struct AuditNote(Option<Arc<Mutex<Noted>>>);
 struct Noted {
     /// The record's id, known before it is written (a streamed answer completes it later).
     id: String,
+    operation: Operation,
+    request_id: String,
+    at_ms: i64,
+    started: Instant,
+    /// Whether [`AuditNote::before_change`] wrote the record.
+    written_ahead: bool,
     caller: Option<(String, Actor)>,
     question: Option<String>,
     documents: Vec<AuditedDocument>,
@@ -68,9 +80,14 @@ struct Noted {
 }
 
 impl AuditNote {
-    fn new() -> Self {
+    fn new(operation: Operation, request_id: String) -> Self {
         Self(Some(Arc::new(Mutex::new(Noted {
             id: uuid::Uuid::new_v4().to_string(),
+            operation,
+            request_id,
+            at_ms: crate::audit::now_ms(),
+            started: Instant::now(),
+            written_ahead: false,
             caller: None,
             question: None,
             documents: Vec::new(),
@@ -188,38 +205,52 @@ impl AuditNote {
         }
     }
 
-    /// The record, once the response is known; `None` when the caller never was.
-    fn into_record(
-        self,
-        trail: &AuditTrail,
-        operation: Operation,
-        request_id: String,
-        at_ms: i64,
-        status: u16,
-        started: Instant,
-    ) -> Option<AuditRecord> {
+    /// The record with `status`; `None` when the caller never was known.
+    fn to_record(&self, trail: &AuditTrail, status: u16) -> Option<AuditRecord> {
         self.with(|noted| {
-            let (org, actor) = noted.caller.take()?;
+            let (org, actor) = noted.caller.as_ref()?;
             Some(AuditRecord {
                 id: noted.id.clone(),
-                at_ms,
-                request_id,
-                org,
+                at_ms: noted.at_ms,
+                request_id: noted.request_id.clone(),
+                org: org.clone(),
                 actor: actor.user_id(),
                 issuer: actor.issuer().map(str::to_owned),
-                operation,
+                operation: noted.operation,
                 question: noted
                     .question
                     .as_deref()
                     .and_then(|question| trail.kept_question(question)),
-                documents: std::mem::take(&mut noted.documents),
+                documents: noted.documents.clone(),
                 mode: noted.mode.map(|mode| mode_name(mode).to_owned()),
                 found: noted.found,
                 status,
-                latency_ms: elapsed_ms(started),
+                latency_ms: elapsed_ms(noted.started),
             })
         })
         .flatten()
+    }
+
+    fn is_written_ahead(&self) -> bool {
+        self.with(|noted| noted.written_ahead).unwrap_or(false)
+    }
+
+    /// Writes the record before an upload or delete changes anything, with the status
+    /// [`CHANGE_UNDER_WAY`]; the middleware replaces it with the outcome. When it cannot be
+    /// written and `audit.required` is set, the change must not be made: this is the refusal.
+    pub(super) async fn before_change(&self, trail: &Arc<AuditTrail>) -> Result<(), ApiError> {
+        let Some(record) = self.to_record(trail, CHANGE_UNDER_WAY) else {
+            return Ok(());
+        };
+        let writer = trail.clone();
+        match tokio::task::spawn_blocking(move || writer.record(&record)).await {
+            Ok(Ok(())) => {
+                self.with(|noted| noted.written_ahead = true);
+                Ok(())
+            }
+            Ok(Err(error)) => refuse_if_required(trail, &error.to_string()),
+            Err(error) => refuse_if_required(trail, &error.to_string()),
+        }
     }
 
     /// `events` of a streamed answer, completing this request's record with the answer's
@@ -307,6 +338,15 @@ fn audit_failed(error: &str) {
     tracing::error!(%error, "an audit record was not written");
 }
 
+fn refuse_if_required(trail: &AuditTrail, error: &str) -> Result<(), ApiError> {
+    audit_failed(error);
+    if trail.is_required() {
+        tracing::warn!("request refused: its audit record could not be written (audit.required)");
+        return Err(ApiError::AuditUnavailable);
+    }
+    Ok(())
+}
+
 /// Writes the record of an audited request after its handler and before its response; with
 /// `audit.required`, a record that cannot be written refuses the request.
 pub(super) async fn record(
@@ -318,8 +358,6 @@ pub(super) async fn record(
     let Some(operation) = operation.filter(|_| state.audit.is_enabled()) else {
         return next.run(request).await;
     };
-    let at_ms = crate::audit::now_ms();
-    let started = Instant::now();
     // Set by the request-id layer before this runs.
     let request_id = request
         .headers()
@@ -327,13 +365,10 @@ pub(super) async fn record(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let note = AuditNote::new();
+    let note = AuditNote::new(operation, request_id);
     request.extensions_mut().insert(note.clone());
     let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let Some(record) =
-        note.into_record(&state.audit, operation, request_id, at_ms, status, started)
-    else {
+    let Some(record) = note.to_record(&state.audit, response.status().as_u16()) else {
         return response;
     };
     let trail = state.audit.clone();
@@ -342,12 +377,17 @@ pub(super) async fn record(
         Ok(Err(error)) => error.to_string(),
         Err(error) => error.to_string(),
     };
-    audit_failed(&error);
-    if state.audit.is_required() {
-        tracing::warn!("request refused: its audit record could not be written (audit.required)");
-        return ApiError::AuditUnavailable.into_response();
+    if note.is_written_ahead() {
+        // The change is made and its record written ahead names it: answering 503 now would
+        // tell the caller that nothing changed.
+        audit_failed(&error);
+        tracing::warn!("the outcome of a change was not recorded; its record written ahead stands");
+        return response;
     }
-    response
+    match refuse_if_required(&state.audit, &error) {
+        Ok(()) => response,
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// The audit trail of the caller's organisation (admins only), newest first: who asked what,
@@ -441,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_document_is_noted_once_per_version_and_cited_if_any_mention_cites_it() {
-        let note = AuditNote::new();
+        let note = AuditNote::new(Operation::Ask, "request".to_owned());
         note.document("a.txt", Some("v1"), false);
         note.document("a.txt", Some("v1"), true);
         note.document("a.txt", Some("v2"), false);

@@ -146,6 +146,7 @@ pub async fn list_documents(
         (status = 400, description = "Bad query parameters", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such document among those the caller may read", body = ErrorBody),
+        (status = 503, description = "With `audit.required`, its audit record could not be written", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -194,7 +195,7 @@ pub async fn passages(
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "The key's role is not editor or admin", body = ErrorBody),
         (status = 413, description = "Body over the upload limit", body = ErrorBody),
-        (status = 503, description = "Too many uploads at once", body = ErrorBody),
+        (status = 503, description = "Too many uploads at once, or (with `audit.required`) its audit record could not be written; nothing was stored", body = ErrorBody),
         (status = 504, description = "Took longer than the upload timeout; nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -215,6 +216,7 @@ pub async fn upload_document(
     let upload = async {
         let form = UploadForm::from_request(request, &state).await?;
         let metadata = form.metadata.unwrap_or_default();
+        caller.audit.before_change(&state.audit).await?;
         let document = state
             .service
             .upload(&caller.principal, form.file.name, form.file.bytes, metadata)
@@ -246,6 +248,7 @@ pub async fn upload_document(
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Readable, but the caller is not an editor of its owner", body = ErrorBody),
         (status = 404, description = "No such document among those the caller may read", body = ErrorBody),
+        (status = 503, description = "With `audit.required`, its audit record could not be written; nothing was deleted", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -259,6 +262,7 @@ pub async fn delete_document(
         message: format!("文書IDが正しくありません: {}", rejection.body_text()),
     })?;
     caller.audit.document(&doc_id, None, false);
+    caller.audit.before_change(&state.audit).await?;
     state
         .service
         .delete(&caller.principal, doc_id.clone())

@@ -130,11 +130,14 @@ fn document_rows(id: &str, documents: &[AuditedDocument]) -> Vec<Statement> {
 }
 
 impl MetadataStore {
-    /// Stores one record and its documents, together or not at all.
+    /// Stores one record and its documents, together or not at all. A record of the same id
+    /// (written ahead of a change) is completed: its outcome, answer and documents replaced.
     pub fn record_audit(&self, record: &AuditRecord) -> Result<(), MetadataError> {
         let mut statements = vec![Statement::new(
             "INSERT INTO audit (id, at_ms, request_id, org, actor, issuer, operation, question, mode, found, status, latency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (id) DO UPDATE SET question = excluded.question, mode = excluded.mode,
+                 found = excluded.found, status = excluded.status, latency_ms = excluded.latency_ms",
             vec![
                 record.id.as_str().into(),
                 record.at_ms.into(),
@@ -150,6 +153,10 @@ impl MetadataStore {
                 clamp_i64(record.latency_ms).into(),
             ],
         )];
+        statements.push(Statement::new(
+            "DELETE FROM audit_documents WHERE audit_id = ?1",
+            vec![record.id.as_str().into()],
+        ));
         statements.extend(document_rows(&record.id, &record.documents));
         self.database.execute(&statements)?;
         Ok(())

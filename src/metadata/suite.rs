@@ -71,6 +71,7 @@ fn contract(open: impl Fn() -> MetadataStore) {
     feedback_is_kept_per_organisation_across_reopening(&open, &run);
     audit_records_come_back_whole_and_filtered(&open(), &run);
     a_streamed_record_is_completed_once_the_answer_is_known(&open(), &run);
+    a_record_written_ahead_is_completed_by_the_outcome(&open(), &run);
     records_older_than_the_retention_are_pruned(&open(), &run);
 }
 
@@ -200,6 +201,27 @@ fn a_streamed_record_is_completed_once_the_answer_is_known(store: &MetadataStore
     assert_eq!(
         store.audit_records(&filter(&org)).expect("read"),
         vec![completed]
+    );
+}
+
+fn a_record_written_ahead_is_completed_by_the_outcome(store: &MetadataStore, run: &str) {
+    let org = format!("pref-ahead-{run}");
+    let ahead = AuditRecord {
+        status: 0,
+        documents: vec![document("draft.md", None, false)],
+        ..record(&org, "editor", Operation::Upload, Y2K_MS + 600 * DAY_MS)
+    };
+    store.record_audit(&ahead).expect("record ahead");
+    let outcome = AuditRecord {
+        status: 201,
+        latency_ms: 4_321,
+        documents: vec![document("draft.md", Some("v2"), false)],
+        ..ahead.clone()
+    };
+    store.record_audit(&outcome).expect("record the outcome");
+    assert_eq!(
+        store.audit_records(&filter(&org)).expect("read"),
+        vec![outcome]
     );
 }
 

@@ -481,3 +481,106 @@ async fn a_required_audit_that_cannot_be_written_refuses_requests_with_503() {
     let answered = optional.post("/v1/search", WAKAYAMA_ADMIN_KEY, query).await;
     assert_eq!(answered.status, StatusCode::OK, "{}", answered.body);
 }
+
+impl AuditedServer {
+    async fn upload(&self, file_name: &str, credential: &str) -> Reply {
+        let form = Form::new().part(
+            "file",
+            Part::bytes(
+                "# 監査の先行記録\n\n変更の前に書かれる監査記録の試験用の議事録です。\n"
+                    .as_bytes()
+                    .to_vec(),
+            )
+            .file_name(file_name.to_owned()),
+        );
+        let request = reqwest::Client::new()
+            .post(format!("{}/v1/documents", self.base))
+            .multipart(form);
+        send(request, Some(credential)).await
+    }
+
+    async fn delete(&self, doc_id: &str, credential: &str) -> Reply {
+        let request = reqwest::Client::new().delete(format!("{}/v1/documents/{doc_id}", self.base));
+        send(request, Some(credential)).await
+    }
+
+    async fn lists(&self, doc_id: &str, credential: &str) -> bool {
+        let listed = self.get("/v1/documents", credential).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        doc_ids(&listed.body["documents"]).contains(doc_id)
+    }
+}
+
+fn sql(metadata_dir: &Path, statements: &str) {
+    rusqlite::Connection::open(metadata_dir.join(hikitsugi::metadata::METADATA_FILE))
+        .expect("the metadata database")
+        .execute_batch(statements)
+        .expect("the statements");
+}
+
+#[tokio::test]
+async fn a_required_audit_refuses_a_change_it_cannot_record_and_never_one_already_made() {
+    let server = AuditedServer::start(audit(QuestionPolicy::Text, true)).await;
+    // 和歌山県's editor key (no other test counts 和歌山県's documents with uploads included).
+    let file_name = "e2e-audit-ahead.md";
+
+    make_audit_unwritable(server.metadata_dir.path());
+    let refused = server.upload(file_name, WAKAYAMA_KEY).await;
+    assert_error(
+        &refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+    );
+    let listed = server.get("/v1/documents", WAKAYAMA_KEY).await;
+    assert!(
+        !listed.body.to_string().contains(file_name),
+        "a refused upload was stored: {}",
+        listed.body
+    );
+
+    sql(server.metadata_dir.path(), "DROP TRIGGER refuse_audit;");
+    let uploaded = server.upload(file_name, WAKAYAMA_KEY).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let doc_id = uploaded.body["doc_id"]
+        .as_str()
+        .expect("a doc id")
+        .to_owned();
+    make_audit_unwritable(server.metadata_dir.path());
+    let refused = server.delete(&doc_id, WAKAYAMA_KEY).await;
+    assert_error(
+        &refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+    );
+    assert!(
+        server.lists(&doc_id, WAKAYAMA_KEY).await,
+        "a refused delete deleted"
+    );
+
+    // A record written ahead whose outcome cannot be written: the change is made and answered
+    // as made, and the record ahead names it.
+    sql(
+        server.metadata_dir.path(),
+        "DROP TRIGGER refuse_audit;
+         CREATE TRIGGER refuse_outcomes BEFORE UPDATE ON audit
+         BEGIN SELECT RAISE(FAIL, 'the audit database is not writable'); END;",
+    );
+    let deleted = server.delete(&doc_id, WAKAYAMA_KEY).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert!(!server.lists(&doc_id, WAKAYAMA_KEY).await, "not deleted");
+
+    let records = server.records_seen_by(WAKAYAMA_ADMIN_KEY).await;
+    let actor = "demo-wakayama".to_owned();
+    assert_eq!(
+        summary(&records),
+        vec![
+            (actor.clone(), "upload".to_owned(), 201),
+            (actor.clone(), "delete".to_owned(), 0),
+        ],
+        "{records:#?}"
+    );
+    assert_eq!(
+        documents(&records[1]),
+        vec![(doc_id.clone(), "-".to_owned(), false)]
+    );
+}
