@@ -53,7 +53,7 @@ fn writes_survive_without_drop() {
 }
 
 /// A store that grows past its indexing threshold (40 MB of one vector: some 6 600 chunks of
-/// 1 536 dimensions) is optimized into more than one segment as it is written, and
+/// 1 536 dimensions) is optimized into more than one segment after it is written, and
 /// searches stay exact: every chunk's own vectors find it first, before and after reopening,
 /// with no chunk counted twice.
 #[test]
@@ -83,12 +83,6 @@ fn a_growing_store_is_optimized_and_searches_stay_exact() {
     for batch in documents.chunks(20) {
         store.replace_documents(batch).expect("write");
     }
-    let segments = fs::read_dir(dir.path().join("segments"))
-        .expect("the segments directory")
-        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().is_dir()))
-        .count();
-    assert!(segments > 1, "still one segment");
-
     let check = |store: &EdgeStore| {
         let total = u64::from(DOCUMENTS * CHUNKS);
         assert_eq!(store.point_count().expect("count"), total);
@@ -110,7 +104,14 @@ fn a_growing_store_is_optimized_and_searches_stay_exact() {
         }
     };
     check(&store);
+    // Dropping the store waits for the optimization its writes asked for.
     drop(store);
+    let segments = fs::read_dir(dir.path().join("segments"))
+        .expect("the segments directory")
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().is_dir()))
+        .count();
+    assert!(segments > 1, "still one segment");
+
     check(&EdgeStore::open(dir.path(), DENSE_DIM).expect("reopen"));
 }
 

@@ -378,8 +378,8 @@ pub(super) async fn record(
         Err(error) => error.to_string(),
     };
     if note.is_written_ahead() {
-        // The change is made and its record written ahead names it: answering 503 now would
-        // tell the caller that nothing changed.
+        // The change may have been made, and the record written ahead names it: a 503 now
+        // would tell the caller that nothing changed when something may have.
         audit_failed(&error);
         tracing::warn!("the outcome of a change was not recorded; its record written ahead stands");
         return response;
