@@ -415,15 +415,19 @@ async fn with_hmac_questions_the_audit_keeps_no_question_text() {
 /// Makes the audit table refuse every insert, as a full disk or a read-only database would
 /// (file permissions cannot: the tests may run as root).
 fn make_audit_unwritable(metadata_dir: &Path) {
-    let connection =
-        rusqlite::Connection::open(metadata_dir.join(hikitsugi::metadata::METADATA_FILE))
-            .expect("the metadata database");
-    connection
-        .execute_batch(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit
-             BEGIN SELECT RAISE(FAIL, 'the audit database is not writable'); END;",
-        )
-        .expect("the trigger");
+    sql(
+        metadata_dir,
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit
+         BEGIN SELECT RAISE(FAIL, 'the audit database is not writable'); END;",
+    );
+}
+
+/// Runs `statements` on the metadata database in `metadata_dir`.
+fn sql(metadata_dir: &Path, statements: &str) {
+    rusqlite::Connection::open(metadata_dir.join(hikitsugi::metadata::METADATA_FILE))
+        .expect("the metadata database")
+        .execute_batch(statements)
+        .expect("the statements");
 }
 
 #[tokio::test]
@@ -509,13 +513,6 @@ impl AuditedServer {
         assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
         doc_ids(&listed.body["documents"]).contains(doc_id)
     }
-}
-
-fn sql(metadata_dir: &Path, statements: &str) {
-    rusqlite::Connection::open(metadata_dir.join(hikitsugi::metadata::METADATA_FILE))
-        .expect("the metadata database")
-        .execute_batch(statements)
-        .expect("the statements");
 }
 
 #[tokio::test]
