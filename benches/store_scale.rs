@@ -82,6 +82,7 @@ fn document(rng: &mut Rng, n: usize) -> (DocumentMeta, Vec<ChunkRecord>) {
         ingested_at: 1,
         chunk_count: CHUNKS_PER_DOC as u32,
         page_count: 5,
+        paged: true,
         source: "test".to_owned(),
     };
     let chunks = (0..CHUNKS_PER_DOC)

@@ -47,7 +47,12 @@ enum Command {
     /// Set up, ingest the demo corpus and serve it with the demo configuration.
     Demo,
     /// Print a file's normalised text, pages separated by form feeds.
-    Extract { file: PathBuf },
+    Extract {
+        file: PathBuf,
+        /// Mark the headings the chunker reads as Markdown headings, one `#` per level.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print one JSON object per chunk of a file or of every file in a folder.
     Chunks {
         path: PathBuf,
@@ -246,7 +251,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_summary(&summary);
             runtime()?.block_on(crate::api::serve(service))?;
         }
-        Command::Extract { file } => return extract(file, &read_options(&load_config(None)?)),
+        Command::Extract { file, markdown } => {
+            return extract(file, *markdown, &read_options(&load_config(None)?));
+        }
         Command::Chunks {
             path,
             manifest,
@@ -899,12 +906,23 @@ fn context_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
         .collect())
 }
 
-fn extract(file: &Path, options: &ReadOptions) -> anyhow::Result<std::process::ExitCode> {
+fn extract(
+    file: &Path,
+    markdown: bool,
+    options: &ReadOptions,
+) -> anyhow::Result<std::process::ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
     let extraction = extract_bytes(&name, &bytes, &options.load)?;
+    let mut text = extraction.text();
+    if markdown {
+        text = hikitsugi_ingest::with_markdown_headings(
+            &text,
+            extraction.format.has_markdown_headings(),
+        );
+    }
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(extraction.text().as_bytes())?;
+    stdout.write_all(text.as_bytes())?;
     stdout.write_all(b"\n")?;
     for page in &extraction.unreadable_pages {
         eprintln!("{name}: page {} unreadable: {}", page.page, page.reason);
@@ -962,12 +980,13 @@ fn chunks(
         let doc_id = source.doc_id.clone();
         let result = (|| -> anyhow::Result<()> {
             let document = parse_source(source, options)?;
+            let paged = document.format.has_pages();
             for chunk in &document.chunks {
                 let line = serde_json::json!({
                     "doc_id": document.id,
                     "ordinal": chunk.ordinal,
-                    "page_start": chunk.page_start,
-                    "page_end": chunk.page_end,
+                    "page_start": paged.then_some(chunk.page_start),
+                    "page_end": paged.then_some(chunk.page_end),
                     "heading_path": chunk.heading_path,
                     "char_start": chunk.char_start,
                     "char_end": chunk.char_end,

@@ -292,6 +292,7 @@ mod tests {
             ingested_at: 0,
             chunk_count: 1,
             page_count: 1,
+            paged: true,
             source: String::new(),
         }
     }

@@ -71,6 +71,7 @@ mod tests {
             ingested_at: 0,
             chunk_count: chunks,
             page_count: 1,
+            paged: true,
             source: String::new(),
         }
     }

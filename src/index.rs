@@ -411,12 +411,15 @@ pub fn version_of(
         )
         .as_bytes(),
     );
-    if matches!(
-        Format::from_path(format_hint),
-        Ok(Format::Pdf | Format::Image)
-    ) {
-        let engine = options.load.ocr.as_ref().map(|ocr| ocr.engine());
-        hasher.update(format!("|ocr:{engine:?}").as_bytes());
+    match Format::from_path(format_hint) {
+        Ok(Format::Pdf | Format::Image) => {
+            let engine = options.load.ocr.as_ref().map(|ocr| ocr.engine());
+            hasher.update(format!("|ocr:{engine:?}").as_bytes());
+        }
+        // Versions stored before documents recorded whether they have pages read as paged:
+        // another version makes the next ingest store these again, located by headings only.
+        Ok(format) if !format.has_pages() => hasher.update(b"|unpaged"),
+        _ => {}
     }
     hasher.update(bytes);
     hex::encode(&hasher.finalize()[..16])
@@ -570,6 +573,7 @@ fn document_meta(document: &ParsedDocument, version: &str, source: &str) -> Docu
             .map_or(0, |elapsed| elapsed.as_millis() as u64),
         chunk_count: document.chunks.len() as u32,
         page_count: document.page_count,
+        paged: document.format.has_pages(),
         source: source.to_owned(),
     }
 }

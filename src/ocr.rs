@@ -31,6 +31,46 @@ pub fn engine(enabled: bool, page_timeout: Duration) -> Option<Arc<dyn PageOcr>>
     })
 }
 
+/// `ocr`, reading no page once `abandoned()` says nobody waits for the result any more (an upload
+/// that timed out or whose client left): each later page fails at once instead of keeping a core
+/// busy for the rest of a long scan. The page being read when it happens runs to its end.
+pub fn until_abandoned(
+    ocr: Arc<dyn PageOcr>,
+    abandoned: impl Fn() -> bool + Send + Sync + 'static,
+) -> Arc<dyn PageOcr> {
+    Arc::new(UntilAbandoned { ocr, abandoned })
+}
+
+struct UntilAbandoned<F> {
+    ocr: Arc<dyn PageOcr>,
+    abandoned: F,
+}
+
+impl<F: Fn() -> bool + Send + Sync> UntilAbandoned<F> {
+    fn check(&self) -> Result<(), String> {
+        if (self.abandoned)() {
+            return Err("the request was abandoned before this page was read".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl<F: Fn() -> bool + Send + Sync> PageOcr for UntilAbandoned<F> {
+    fn engine(&self) -> String {
+        self.ocr.engine()
+    }
+
+    fn pdf_page(&self, pdf: &[u8], page: u32) -> Result<String, String> {
+        self.check()?;
+        self.ocr.pdf_page(pdf, page)
+    }
+
+    fn image(&self, image: &[u8], extension: &str) -> Result<String, String> {
+        self.check()?;
+        self.ocr.image(image, extension)
+    }
+}
+
 /// OCR by the tesseract and pdftoppm programs found on `PATH`.
 #[derive(Debug, Clone)]
 pub struct Tesseract {
@@ -290,6 +330,39 @@ fn is_japanese(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Records the pages it is asked for.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<u32>>);
+
+    impl PageOcr for Recording {
+        fn engine(&self) -> String {
+            "recording".to_owned()
+        }
+        fn pdf_page(&self, _pdf: &[u8], page: u32) -> Result<String, String> {
+            self.0.lock().unwrap().push(page);
+            Ok(format!("page {page}"))
+        }
+        fn image(&self, _image: &[u8], _extension: &str) -> Result<String, String> {
+            Ok("image".to_owned())
+        }
+    }
+
+    #[test]
+    fn an_abandoned_reading_reads_no_more_pages() {
+        let recording = Arc::new(Recording::default());
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let flag = abandoned.clone();
+        let ocr = until_abandoned(recording.clone(), move || flag.load(Ordering::Relaxed));
+        assert_eq!(ocr.engine(), "recording");
+        assert_eq!(ocr.pdf_page(b"", 1).as_deref(), Ok("page 1"));
+        abandoned.store(true, Ordering::Relaxed);
+        assert!(ocr.pdf_page(b"", 2).unwrap_err().contains("abandoned"));
+        assert!(ocr.image(b"", "png").is_err());
+        assert_eq!(*recording.0.lock().unwrap(), [1]);
+    }
 
     #[test]
     fn spaces_between_japanese_characters_are_dropped_and_others_kept() {

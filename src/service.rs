@@ -818,10 +818,16 @@ impl Service {
             kind: metadata.kind.unwrap_or_else(|| "document".to_owned()),
             date: metadata.date,
         };
-        let options = read_options(&self.config);
+        let mut options = read_options(&self.config);
         let scope = principal.scope();
         let source = upload_source(principal.org());
         self.blocking(move |service, stages| {
+            if let Some(ocr) = options.load.ocr.take() {
+                let stages = stages.clone();
+                options.load.ocr = Some(crate::ocr::until_abandoned(ocr, move || {
+                    stages.next().is_err()
+                }));
+            }
             let version = version_of(&doc_id, &bytes, &metadata, &options);
             let document = parse(&doc_id, &bytes, metadata, &options)?;
             stages.next()?;

@@ -222,6 +222,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 3,
                     page_count: 1,
+                    paged: true,
                     source: String::new(),
                 },
                 ordinal,

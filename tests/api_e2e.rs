@@ -618,6 +618,41 @@ async fn an_uploaded_document_is_searchable_by_its_readers_until_deleted() {
 }
 
 #[tokio::test]
+async fn passages_of_a_word_file_have_no_pages_and_those_of_a_text_file_do() {
+    let docx = include_bytes!("../ingest/tests/fixtures/office/report.libreoffice.docx");
+    let uploaded = upload(HYOGO_KEY, "e2e-unpaged.docx", docx, None).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let doc_id = "uploads/pref-hyogo/e2e-unpaged.docx";
+
+    let found = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": "ＤＸ推進リエゾン研修", "filters": { "doc_id": doc_id } }),
+    )
+    .await;
+    let passages = found.body["passages"].as_array().expect("passages");
+    assert!(!passages.is_empty(), "{}", found.body);
+    for passage in passages {
+        assert!(
+            passage["page_start"].is_null() && passage["page_end"].is_null(),
+            "{passage}"
+        );
+        assert!(passage["heading_path"].as_array().is_some_and(|path| !path.is_empty()));
+    }
+    let read = get(&format!("/v1/passages?doc_id={doc_id}"), Some(HYOGO_KEY)).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert!(read.body["document"]["page_count"].is_null(), "{}", read.body);
+    assert!(read.body["passages"][0]["page_start"].is_null(), "{}", read.body);
+
+    let text = get(&format!("/v1/passages?doc_id={DOC_003}&around=0"), Some(WAKAYAMA_KEY)).await;
+    assert!(text.body["document"]["page_count"].is_u64(), "{}", text.body);
+    assert!(text.body["passages"][0]["page_start"].is_u64(), "{}", text.body);
+
+    let deleted = delete(doc_id, Some(HYOGO_KEY)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+}
+
+#[tokio::test]
 async fn uploads_need_an_editor_and_a_supported_file_type() {
     let by_reader = upload(
         PUBLIC_KEY,

@@ -138,6 +138,27 @@ pub fn first_heading(text: &str, markdown: bool) -> Option<String> {
         .find_map(|(start, end)| heading_of(&text[start..end], markdown).map(|(_, title)| title))
 }
 
+/// `text` with each heading the chunker reads in it written as a Markdown heading, one `#` per
+/// level of its heading path (at most six); other lines unchanged. Chunked as Markdown, it gives
+/// the heading paths `text` gives.
+pub fn with_markdown_headings(text: &str, markdown: bool) -> String {
+    let mut path = HeadingPath::default();
+    let mut written = String::with_capacity(text.len() + 256);
+    let mut copied = 0;
+    for (start, end) in lines(text) {
+        if let Some((heading, title)) = heading_of(&text[start..end], markdown) {
+            path.enter(heading, &title);
+            written.push_str(&text[copied..start]);
+            written.push_str(&"#".repeat(path.current().len().min(6)));
+            written.push(' ');
+            written.push_str(&title);
+            copied = end;
+        }
+    }
+    written.push_str(&text[copied..]);
+    written
+}
+
 fn heading_of(line: &str, markdown: bool) -> Option<(Heading, String)> {
     if markdown {
         detect_markdown_heading(line)

@@ -620,7 +620,7 @@ impl BodyReader<'_> {
             "pPr" => self.in_paragraph_properties = true,
             "r" => self.in_run += 1,
             "t" => self.in_text = self.in_run > 0,
-            "tab" if self.in_run > 0 => self.push_text(" "),
+            "tab" if self.in_run > 0 => self.push_text("\t"),
             "br" | "cr" if self.in_run > 0 => self.push_text("\n"),
             "noBreakHyphen" => self.push_text("-"),
             "footnoteReference" => {

@@ -18,7 +18,7 @@ pub mod pptx;
 mod structure;
 pub mod xlsx;
 
-pub use chunk::{Chunk, ChunkOptions, chunk_text, indexing_text};
+pub use chunk::{Chunk, ChunkOptions, chunk_text, indexing_text, with_markdown_headings};
 pub use document::{
     Extraction, Format, LoadOptions, PAGE_SEPARATOR, PageOcr, ParsedDocument, SUPPORTED_FORMATS,
     UnreadablePage, extract, extract_as, extract_with, parse_document, parse_document_as,

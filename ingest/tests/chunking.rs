@@ -317,3 +317,55 @@ proptest! {
         }
     }
 }
+
+/// Headings written as Markdown, one `#` per level, read back as the heading paths of the text.
+#[test]
+fn headings_written_as_markdown_read_back_as_the_same_paths() {
+    let body = "本文はこの節の内容を説明するための四十字ほどの文章です。ここまで。";
+    let text = [
+        "第1章 背景",
+        body,
+        "1. 目的",
+        body,
+        "(1) 課題",
+        body,
+        "(2) 体制",
+        body,
+        "2. 方法",
+        body,
+        "第2章 計画",
+        body,
+        "■ 方針",
+        body,
+    ]
+    .join("\n");
+    let markdown = hikitsugi_ingest::with_markdown_headings(&text, false);
+    let headings: Vec<&str> = markdown.lines().filter(|line| line.starts_with('#')).collect();
+    assert_eq!(
+        headings,
+        [
+            "# 第1章 背景",
+            "## 1. 目的",
+            "### (1) 課題",
+            "### (2) 体制",
+            "## 2. 方法",
+            "# 第2章 計画",
+            "## ■ 方針"
+        ]
+    );
+    assert_eq!(markdown.lines().count(), text.lines().count());
+    let options = ChunkOptions {
+        max_chars: 50,
+        overlap_chars: 0,
+    };
+    let paths = |text: &str, markdown: bool| -> Vec<Vec<String>> {
+        hikitsugi_ingest::chunk_text(text, markdown, &options)
+            .unwrap()
+            .into_iter()
+            .map(|chunk| chunk.heading_path)
+            .collect()
+    };
+    let as_text = paths(&text, false);
+    assert_eq!(as_text.len(), 7, "one chunk per section");
+    assert_eq!(paths(&markdown, true), as_text);
+}

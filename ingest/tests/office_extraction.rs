@@ -217,6 +217,19 @@ fn word_documents_have_no_pages() {
     );
 }
 
+/// A tab in a Word paragraph separates what it aligns (「振興局<tab>内容」), as in a text file: it
+/// is not a space, which would vanish between Japanese and Latin text.
+#[test]
+fn word_tabs_stay_tabs() {
+    let document = r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>日高振興局</w:t><w:tab/><w:t>DX全般の相談</w:t></w:r></w:p></w:body></w:document>"#;
+    let bytes = zip_of(&[
+        ("[Content_Types].xml", CONTENT_TYPES),
+        ("word/document.xml", document.as_bytes()),
+    ]);
+    let text = extract("tabs.docx", &bytes).expect("a readable document").text();
+    assert_eq!(text.trim(), "日高振興局\tDX全般の相談");
+}
+
 #[test]
 fn workbook_rows_name_their_columns_and_row_numbers() {
     for name in ["budget.openpyxl.xlsx", "budget.libreoffice.xlsx"] {

@@ -435,6 +435,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 1,
                     page_count: 1,
+                    paged: true,
                     source: "test".to_owned(),
                 },
                 ordinal: 0,

@@ -62,12 +62,13 @@ impl Reference {
     }
 }
 
-/// `p.3` or `pp.3–4`, from a passage's first and last page (0: the document has no pages).
-pub fn pages(start: u32, end: u32) -> Option<String> {
-    match (start, end) {
+/// `p.3` or `pp.3–4`, from a passage's first and last page (none, or 0: the document has no
+/// pages).
+pub fn pages(start: Option<u32>, end: Option<u32>) -> Option<String> {
+    match (start?, end) {
         (0, _) => None,
-        (start, end) if end <= start => Some(format!("p.{start}")),
-        (start, end) => Some(format!("pp.{start}–{end}")),
+        (start, Some(end)) if end > start => Some(format!("pp.{start}–{end}")),
+        (start, _) => Some(format!("p.{start}")),
     }
 }
 
@@ -114,7 +115,7 @@ pub(crate) fn sample() -> Report {
                         n: 1,
                         title: "別添3 希望する伴走支援".to_owned(),
                         organisation: "総務省".to_owned(),
-                        pages: pages(3, 3),
+                        pages: pages(Some(3), Some(3)),
                         heading_path: vec!["別添 3-1 希望する伴走支援(北海道)".to_owned()],
                         quote: "担当職員 11 名を配置する。".to_owned(),
                     },
@@ -157,8 +158,9 @@ mod tests {
 
     #[test]
     fn page_ranges_read_as_people_write_them() {
-        assert_eq!(pages(3, 3).as_deref(), Some("p.3"));
-        assert_eq!(pages(3, 5).as_deref(), Some("pp.3–5"));
-        assert_eq!(pages(0, 0), None);
+        assert_eq!(pages(Some(3), Some(3)).as_deref(), Some("p.3"));
+        assert_eq!(pages(Some(3), Some(5)).as_deref(), Some("pp.3–5"));
+        assert_eq!(pages(None, None), None);
+        assert_eq!(pages(Some(0), Some(0)), None);
     }
 }

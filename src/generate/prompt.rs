@@ -236,7 +236,7 @@ impl Prompts {
 }
 
 /// Each passage as `<passage n="1" title="…" pages="3" heading="A ＞ B">text</passage>`, with
-/// `group="…"` after `n` when it has a group.
+/// `group="…"` after `n` when it has a group, and no `pages` when its document has none.
 fn render_passages<'a>(
     passages: impl Iterator<Item = (Option<&'a str>, &'a ScoredChunk)>,
 ) -> String {
@@ -244,16 +244,18 @@ fn render_passages<'a>(
         .enumerate()
         .map(|(index, (group, passage))| {
             let chunk = &passage.chunk;
-            let pages = if chunk.page_start == chunk.page_end {
-                chunk.page_start.to_string()
+            let pages = if !chunk.document.paged {
+                String::new()
+            } else if chunk.page_start == chunk.page_end {
+                format!(" pages=\"{}\"", chunk.page_start)
             } else {
-                format!("{}-{}", chunk.page_start, chunk.page_end)
+                format!(" pages=\"{}-{}\"", chunk.page_start, chunk.page_end)
             };
             let group = group
                 .map(|group| format!(" group=\"{}\"", attribute(group)))
                 .unwrap_or_default();
             format!(
-                "<passage n=\"{}\"{group} title=\"{}\" pages=\"{}\" heading=\"{}\">\n{}\n</passage>",
+                "<passage n=\"{}\"{group} title=\"{}\"{} heading=\"{}\">\n{}\n</passage>",
                 index + 1,
                 attribute(&chunk.document.title),
                 pages,
@@ -295,6 +297,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 1,
                     page_count: 3,
+                    paged: true,
                     source: "test".to_owned(),
                 },
                 ordinal: 0,
@@ -328,6 +331,17 @@ mod tests {
         assert!(user.contains("<passage n=\"2\" title=\"計画\""));
         assert!(user.contains("質問: 体制は？"));
         assert!(messages[0].content.contains("[1]"));
+    }
+
+    #[test]
+    fn a_passage_of_a_document_without_pages_names_no_page() {
+        let prompts = Prompts::builtin().unwrap();
+        let mut workbook = passage("予算", "予算は100万円。");
+        workbook.chunk.document.paged = false;
+        let messages = prompts.messages("予算は？", &[workbook]);
+        assert!(messages[1].content.contains(
+            "<passage n=\"1\" title=\"予算\" heading=\"第1章 ＞ 体制\">\n予算は100万円。\n</passage>"
+        ));
     }
 
     #[test]

@@ -215,6 +215,7 @@ mod tests {
                     ingested_at: 0,
                     chunk_count: 10,
                     page_count: 1,
+                    paged: true,
                     source: String::new(),
                 },
                 ordinal,

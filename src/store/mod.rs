@@ -43,10 +43,19 @@ pub struct DocumentMeta {
     pub ingested_at: u64,
     pub chunk_count: u32,
     pub page_count: u32,
+    /// Whether page numbers locate its passages (PDF pages, slides, the form-feed pages of text
+    /// files). A Word document, a workbook or a web page has none: its passages are located by
+    /// their heading path. Documents stored before this was recorded read as paged.
+    #[serde(default = "paged_by_default")]
+    pub paged: bool,
     /// Where the document came from: `corpus:<folder>` for a corpus ingest, `upload:<org>` for
     /// an upload. A corpus ingest with prune removes only documents of its own source.
     #[serde(default)]
     pub source: String,
+}
+
+fn paged_by_default() -> bool {
+    true
 }
 
 /// One chunk of a document, as stored: text, location, and its vectors.

@@ -75,6 +75,7 @@ fn corpus_chunks() -> Vec<ScoredChunk> {
                         ingested_at: 0,
                         chunk_count: 0,
                         page_count: 0,
+                        paged: true,
                         source: "test".to_owned(),
                     },
                     ordinal: chunk.ordinal,

@@ -34,6 +34,7 @@ fn passage(doc_id: &str, text: &str) -> ScoredChunk {
                 ingested_at: 0,
                 chunk_count: 1,
                 page_count: 1,
+                paged: true,
                 source: "test".to_owned(),
             },
             ordinal: 0,

@@ -225,6 +225,7 @@ pub fn meta(
         ingested_at,
         chunk_count: 0,
         page_count: 1,
+        paged: true,
         source: "test".to_owned(),
     }
 }

@@ -113,9 +113,12 @@ pub struct Passage {
     pub owner_name: String,
     pub kind: String,
     pub date: Option<String>,
-    /// First page of the passage, from 1 (1 for text documents).
-    pub page_start: u32,
-    pub page_end: u32,
+    /// First page of the passage, from 1 (a PDF page, a slide, a form-feed page of a text file);
+    /// null for documents without pages (Word, Excel, HTML), whose passages `heading_path`
+    /// locates (in a workbook: the sheet, and the row numbers in `text`).
+    pub page_start: Option<u32>,
+    /// Last page of the passage; null exactly when `page_start` is.
+    pub page_end: Option<u32>,
     /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
     pub ocr: bool,
     /// Headings above the passage, outermost first.
@@ -129,6 +132,15 @@ pub struct Passage {
     pub matched_terms: Vec<String>,
 }
 
+/// A passage's first and last page, or none for a document without pages.
+fn pages(chunk: &StoredChunk) -> (Option<u32>, Option<u32>) {
+    if chunk.document.paged {
+        (Some(chunk.page_start), Some(chunk.page_end))
+    } else {
+        (None, None)
+    }
+}
+
 impl Passage {
     fn new(scored: ScoredChunk, query: &str, names: &Names) -> Self {
         let terms = matched_terms(query, &scored.chunk.text);
@@ -137,6 +149,7 @@ impl Passage {
 
     fn with_terms(scored: ScoredChunk, matched_terms: Vec<String>, names: &Names) -> Self {
         let chunk = scored.chunk;
+        let (page_start, page_end) = pages(&chunk);
         Self {
             matched_terms,
             owner_name: names.organisation(&chunk.document.owner),
@@ -146,8 +159,8 @@ impl Passage {
             owner: chunk.document.owner,
             kind: chunk.document.kind,
             date: chunk.document.date,
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
+            page_start,
+            page_end,
             ocr: chunk.ocr,
             heading_path: chunk.heading_path,
             text: chunk.text,
@@ -359,8 +372,9 @@ pub struct Citation {
     pub owner_name: String,
     pub kind: String,
     pub date: Option<String>,
-    pub page_start: u32,
-    pub page_end: u32,
+    /// As in a search result: null for documents without pages.
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
     /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
     pub ocr: bool,
     pub heading_path: Vec<String>,
@@ -376,6 +390,7 @@ pub struct Citation {
 impl Citation {
     fn numbered(n: usize, scored: ScoredChunk, answer: Option<&str>, names: &Names) -> Self {
         let chunk = scored.chunk;
+        let (page_start, page_end) = pages(&chunk);
         Self {
             n,
             highlights: answer
@@ -388,8 +403,8 @@ impl Citation {
             owner: chunk.document.owner,
             kind: chunk.document.kind,
             date: chunk.document.date,
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
+            page_start,
+            page_end,
             ocr: chunk.ocr,
             heading_path: chunk.heading_path,
             text: chunk.text,
@@ -463,20 +478,22 @@ pub struct DocumentPassage {
     pub ordinal: u32,
     pub text: String,
     pub heading_path: Vec<String>,
-    pub page_start: u32,
-    pub page_end: u32,
+    /// As in a search result: null for documents without pages.
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
     /// The text was read by OCR from a scanned page or an image: it may hold misread characters.
     pub ocr: bool,
 }
 
 impl From<StoredChunk> for DocumentPassage {
     fn from(chunk: StoredChunk) -> Self {
+        let (page_start, page_end) = pages(&chunk);
         Self {
             ordinal: chunk.ordinal,
             text: chunk.text,
             heading_path: chunk.heading_path,
-            page_start: chunk.page_start,
-            page_end: chunk.page_end,
+            page_start,
+            page_end,
             ocr: chunk.ocr,
         }
     }
@@ -517,7 +534,8 @@ pub struct Document {
     /// caller holds (its organisation, its groups, `public`).
     pub readers: Vec<String>,
     pub chunk_count: u32,
-    pub page_count: u32,
+    /// Null for documents without pages (Word, Excel, HTML).
+    pub page_count: Option<u32>,
 }
 
 impl Document {
@@ -532,7 +550,7 @@ impl Document {
             date: document.date,
             readers: document.readers,
             chunk_count: document.chunk_count,
-            page_count: document.page_count,
+            page_count: document.paged.then_some(document.page_count),
         }
     }
 }

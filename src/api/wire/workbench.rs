@@ -399,9 +399,9 @@ pub struct ExportCitation {
     pub owner: String,
     pub owner_name: Option<String>,
     #[serde(default)]
-    pub page_start: u32,
+    pub page_start: Option<u32>,
     #[serde(default)]
-    pub page_end: u32,
+    pub page_end: Option<u32>,
     #[serde(default)]
     pub heading_path: Vec<String>,
     pub text: String,
