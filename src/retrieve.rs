@@ -183,27 +183,25 @@ impl Retriever<'_> {
     ) -> Result<Vec<ScoredChunk>, RetrieveError> {
         let config = self.config;
         let vectors = &query.vectors;
-        let checked_after = !filters.dates.is_empty() || filters.store.section.is_some();
-        let limit = match (&self.reranking, checked_after) {
-            // Some filters are checked after the search: draw on every candidate.
-            (_, true) => config.prefetch.max(top_k),
-            (Some(reranking), false) => reranking.candidates.max(top_k),
-            (None, false) => top_k,
+        let wanted = match &self.reranking {
+            Some(reranking) => reranking.candidates.max(top_k),
+            None => top_k,
         };
         let PassageFilters {
             store: filters,
             dates,
         } = filters;
         let section = filters.section.clone();
-        let request = HybridQuery {
+        let checked_after = !dates.is_empty() || section.is_some();
+        let mut request = HybridQuery {
             dense: (config.dense_weight > 0.0).then(|| vectors.dense.clone()),
             bm25: (config.bm25_weight > 0.0 && !vectors.bm25.indices.is_empty())
                 .then(|| vectors.bm25.clone()),
             bigram: (config.bigram_weight > 0.0 && !vectors.bigram.indices.is_empty())
                 .then(|| vectors.bigram.clone()),
             filters,
-            prefetch_limit: config.prefetch.max(limit),
-            limit,
+            prefetch_limit: config.prefetch.max(wanted),
+            limit: wanted,
             fusion: RrfParams {
                 k: config.rrf_k,
                 dense_weight: config.dense_weight,
@@ -211,12 +209,27 @@ impl Retriever<'_> {
                 bigram_weight: config.bigram_weight,
             },
         };
-        let mut found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
-        if !dates.is_empty() {
-            found.retain(|passage| dates.contains(passage.chunk.document.date.as_deref()));
+        let admitted = |passage: &ScoredChunk| {
+            (dates.is_empty() || dates.contains(passage.chunk.document.date.as_deref()))
+                && section
+                    .as_ref()
+                    .is_none_or(|section| passage.chunk.heading_path.first() == Some(section))
+        };
+        // Filters checked after the search drop some of what the store returns. Filtering keeps
+        // the fused order, so the first `wanted` admitted of a few more candidates are the first
+        // of all of them; only when too few are admitted is every candidate drawn on. (Payloads
+        // are read per result: drawing on every candidate at once costs one read per candidate.)
+        if checked_after {
+            request.limit = (wanted * 2).min(request.prefetch_limit);
         }
-        if let Some(section) = section {
-            found.retain(|passage| passage.chunk.heading_path.first() == Some(&section));
+        let mut found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
+        if checked_after {
+            found.retain(admitted);
+            if found.len() < wanted && request.limit < request.prefetch_limit {
+                request.limit = request.prefetch_limit;
+                found = drop_out_of_scope(scope, self.store.search(scope, &request)?);
+                found.retain(admitted);
+            }
         }
         match &self.reranking {
             Some(reranking) => rerank(reranking.reranker, &query.text, found, top_k),

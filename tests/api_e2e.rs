@@ -1035,6 +1035,24 @@ async fn search_filters_by_document_date() {
     )
     .await;
     assert_eq!(doc_ids(&later.body["passages"]), set(&[DOC_001]));
+    // 002's passages are not among the best few for this question (001's cases are): the
+    // search draws on more candidates until it has `top_k` passages inside the range.
+    let question = "人材育成の取組";
+    let unfiltered = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": question, "top_k": 6 }),
+    )
+    .await;
+    assert!(!doc_ids(&unfiltered.body["passages"]).contains(DOC_002), "{}", unfiltered.body);
+    let few = post_json(
+        "/v1/search",
+        Some(HYOGO_KEY),
+        json!({ "query": question, "top_k": 3, "filters": { "date_from": "2024-01", "date_to": "2024-12" } }),
+    )
+    .await;
+    assert_eq!(few.body["passages"].as_array().map(Vec::len), Some(3), "{}", few.body);
+    assert_eq!(doc_ids(&few.body["passages"]), set(&[DOC_002]));
     let malformed = post_json(
         "/v1/search",
         Some(HYOGO_KEY),

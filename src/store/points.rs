@@ -14,7 +14,14 @@ pub const BM25: &str = "bm25";
 /// Name of the character-bigram sparse vector (IDF applied by the engine).
 pub const BIGRAM: &str = "bigram";
 /// Payload fields with a keyword index (every filter the stores apply).
-pub const KEYWORD_FIELDS: [&str; 5] = ["readers", "owner", "doc_id", "kind", "version"];
+pub const KEYWORD_FIELDS: [&str; 6] = [
+    "readers",
+    "owner",
+    "doc_id",
+    "kind",
+    "version",
+    "heading_path",
+];
 /// Integer index: listings read only the first chunk of each version.
 pub const ORDINAL: &str = "ordinal";
 /// Payload fields a listing does not need (the bulk of a payload).
