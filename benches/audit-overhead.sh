@@ -15,8 +15,11 @@ binary=${1:-target/release/hikitsugi}
 seconds=${2:-15}
 connections=${3:-4}
 rounds=${4:-3}
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null || { echo "$0 needs $tool: apt-get install $tool" >&2; exit 1; }
+done
 work=$(mktemp -d)
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${server:-0}" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
 export HIKITSUGI_LISTEN=127.0.0.1:18082
 config=(--config tests/demo/config.toml --data-dir "$work/data")

@@ -637,16 +637,40 @@ async fn passages_of_a_word_file_have_no_pages_and_those_of_a_text_file_do() {
             passage["page_start"].is_null() && passage["page_end"].is_null(),
             "{passage}"
         );
-        assert!(passage["heading_path"].as_array().is_some_and(|path| !path.is_empty()));
+        assert!(
+            passage["heading_path"]
+                .as_array()
+                .is_some_and(|path| !path.is_empty())
+        );
     }
     let read = get(&format!("/v1/passages?doc_id={doc_id}"), Some(HYOGO_KEY)).await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    assert!(read.body["document"]["page_count"].is_null(), "{}", read.body);
-    assert!(read.body["passages"][0]["page_start"].is_null(), "{}", read.body);
+    assert!(
+        read.body["document"]["page_count"].is_null(),
+        "{}",
+        read.body
+    );
+    assert!(
+        read.body["passages"][0]["page_start"].is_null(),
+        "{}",
+        read.body
+    );
 
-    let text = get(&format!("/v1/passages?doc_id={DOC_003}&around=0"), Some(WAKAYAMA_KEY)).await;
-    assert!(text.body["document"]["page_count"].is_u64(), "{}", text.body);
-    assert!(text.body["passages"][0]["page_start"].is_u64(), "{}", text.body);
+    let text = get(
+        &format!("/v1/passages?doc_id={DOC_003}&around=0"),
+        Some(WAKAYAMA_KEY),
+    )
+    .await;
+    assert!(
+        text.body["document"]["page_count"].is_u64(),
+        "{}",
+        text.body
+    );
+    assert!(
+        text.body["passages"][0]["page_start"].is_u64(),
+        "{}",
+        text.body
+    );
 
     let deleted = delete(doc_id, Some(HYOGO_KEY)).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
@@ -1044,14 +1068,23 @@ async fn search_filters_by_document_date() {
         json!({ "query": question, "top_k": 6 }),
     )
     .await;
-    assert!(!doc_ids(&unfiltered.body["passages"]).contains(DOC_002), "{}", unfiltered.body);
+    assert!(
+        !doc_ids(&unfiltered.body["passages"]).contains(DOC_002),
+        "{}",
+        unfiltered.body
+    );
     let few = post_json(
         "/v1/search",
         Some(HYOGO_KEY),
         json!({ "query": question, "top_k": 3, "filters": { "date_from": "2024-01", "date_to": "2024-12" } }),
     )
     .await;
-    assert_eq!(few.body["passages"].as_array().map(Vec::len), Some(3), "{}", few.body);
+    assert_eq!(
+        few.body["passages"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        few.body
+    );
     assert_eq!(doc_ids(&few.body["passages"]), set(&[DOC_002]));
     let malformed = post_json(
         "/v1/search",

@@ -340,7 +340,10 @@ fn headings_written_as_markdown_read_back_as_the_same_paths() {
     ]
     .join("\n");
     let markdown = hikitsugi_ingest::with_markdown_headings(&text, false);
-    let headings: Vec<&str> = markdown.lines().filter(|line| line.starts_with('#')).collect();
+    let headings: Vec<&str> = markdown
+        .lines()
+        .filter(|line| line.starts_with('#'))
+        .collect();
     assert_eq!(
         headings,
         [

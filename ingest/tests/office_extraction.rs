@@ -226,7 +226,9 @@ fn word_tabs_stay_tabs() {
         ("[Content_Types].xml", CONTENT_TYPES),
         ("word/document.xml", document.as_bytes()),
     ]);
-    let text = extract("tabs.docx", &bytes).expect("a readable document").text();
+    let text = extract("tabs.docx", &bytes)
+        .expect("a readable document")
+        .text();
     assert_eq!(text.trim(), "日高振興局\tDX全般の相談");
 }
 

@@ -4,9 +4,16 @@
 //! `synchronous = NORMAL`: in WAL mode a commit then reaches the disk at the next checkpoint
 //! rather than with an fsync of its own, so a power cut may lose the last commits but never
 //! corrupts the file. One fsync per audited request would otherwise cost every search.
+//!
+//! Checkpoints run on a connection and a thread of their own, every [`CHECKPOINT_INTERVAL`]
+//! (`PASSIVE`: beside the writes, never blocking them). Left to SQLite, the commit that fills
+//! the log past 1 000 pages runs the checkpoint, fsyncs included, while it holds the connection
+//! every audited request is waiting for.
 
 use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -17,8 +24,54 @@ use super::{Database, METADATA_FILE, MetadataError, SqlValue, Statement};
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the log is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
 pub(super) struct Sqlite {
     connection: Mutex<Connection>,
+    _checkpoints: Option<Checkpoints>,
+}
+
+/// The thread that checkpoints the log; dropping it stops the thread and waits for it.
+struct Checkpoints {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpoints {
+    fn start(path: &Path) -> Result<Self, String> {
+        let connection = Connection::open(path).map_err(|e| e.to_string())?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("metadata-checkpoint".to_owned())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_INTERVAL)
+                {
+                    if let Err(error) =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(%error, "checkpointing the metadata database failed");
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Sqlite {
@@ -37,8 +90,22 @@ impl Sqlite {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| open_error(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
+        // Without the checkpoint thread, SQLite's own checkpoints stay on.
+        let checkpoints = match Checkpoints::start(&path) {
+            Ok(checkpoints) => {
+                connection
+                    .pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(|e| open_error(e.to_string()))?;
+                Some(checkpoints)
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "no checkpoint thread: commits checkpoint the metadata database");
+                None
+            }
+        };
         Ok(Self {
             connection: Mutex::new(connection),
+            _checkpoints: checkpoints,
         })
     }
 
@@ -133,5 +200,40 @@ impl Database for Sqlite {
             );
         }
         Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the thread the log would hold these writes (less than SQLite's own checkpoint
+    /// size) and the database file would stay empty.
+    #[test]
+    fn the_log_is_checkpointed_into_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Sqlite::open(dir.path()).unwrap();
+        database
+            .execute(&[Statement::new("CREATE TABLE t (text TEXT)", vec![])])
+            .unwrap();
+        for _ in 0..200 {
+            let text = SqlValue::Text("記録".repeat(1000));
+            database
+                .execute(&[Statement::new(
+                    "INSERT INTO t (text) VALUES (?1)",
+                    vec![text],
+                )])
+                .unwrap();
+        }
+        let file_size = || {
+            std::fs::metadata(dir.path().join(METADATA_FILE))
+                .unwrap()
+                .len()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while file_size() < 1_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(file_size() >= 1_000_000, "{} bytes", file_size());
     }
 }
