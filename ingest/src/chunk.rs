@@ -149,7 +149,7 @@ pub fn with_markdown_headings(text: &str, markdown: bool) -> String {
         if let Some((heading, title)) = heading_of(&text[start..end], markdown) {
             path.enter(heading, &title);
             written.push_str(&text[copied..start]);
-            written.push_str(&"#".repeat(path.current().len().min(6)));
+            written.push_str(&"#".repeat(path.depth().min(6)));
             written.push(' ');
             written.push_str(&title);
             copied = end;

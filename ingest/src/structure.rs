@@ -232,6 +232,11 @@ impl HeadingPath {
         self.open.push((heading.rank, text.to_owned()));
     }
 
+    /// How many headings are open.
+    pub fn depth(&self) -> usize {
+        self.open.len()
+    }
+
     pub fn current(&self) -> Vec<String> {
         self.open.iter().map(|(_, text)| text.clone()).collect()
     }
