@@ -619,7 +619,6 @@ async fn an_uploaded_document_is_searchable_by_its_readers_until_deleted() {
 
 #[tokio::test]
 async fn passages_of_a_word_file_have_no_pages_and_those_of_a_text_file_do() {
-    // As 和歌山県: the facets test counts 兵庫県's documents exactly.
     let docx = include_bytes!("../ingest/tests/fixtures/office/report.libreoffice.docx");
     let uploaded = upload(WAKAYAMA_KEY, "e2e-unpaged.docx", docx, None).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
