@@ -83,6 +83,11 @@ impl AuditTrail {
         self.store.record_audit(record)
     }
 
+    /// Replaces a record written ahead of a change with the change's outcome.
+    pub fn complete_written_ahead(&self, record: &AuditRecord) -> Result<(), MetadataError> {
+        self.store.complete_written_ahead(record)
+    }
+
     pub fn records(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, MetadataError> {
         self.store.audit_records(filter)
     }

@@ -82,7 +82,7 @@ struct Noted {
 impl AuditNote {
     fn new(operation: Operation, request_id: String) -> Self {
         Self(Some(Arc::new(Mutex::new(Noted {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             operation,
             request_id,
             at_ms: crate::audit::now_ms(),
@@ -372,12 +372,20 @@ pub(super) async fn record(
         return response;
     };
     let trail = state.audit.clone();
-    let error = match tokio::task::spawn_blocking(move || trail.record(&record)).await {
+    let written_ahead = note.is_written_ahead();
+    let write = move || {
+        if written_ahead {
+            trail.complete_written_ahead(&record)
+        } else {
+            trail.record(&record)
+        }
+    };
+    let error = match tokio::task::spawn_blocking(write).await {
         Ok(Ok(())) => return response,
         Ok(Err(error)) => error.to_string(),
         Err(error) => error.to_string(),
     };
-    if note.is_written_ahead() {
+    if written_ahead {
         // The change may have been made, and the record written ahead names it: a 503 now
         // would tell the caller that nothing changed when something may have.
         audit_failed(&error);

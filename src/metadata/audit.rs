@@ -109,54 +109,84 @@ fn clamp_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn document_rows(id: &str, documents: &[AuditedDocument]) -> Vec<Statement> {
-    documents
-        .iter()
-        .enumerate()
-        .map(|(position, document)| {
-            Statement::new(
-                "INSERT INTO audit_documents (audit_id, position, doc_id, version, cited)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                vec![
-                    id.into(),
-                    clamp_i64(position as u64).into(),
-                    document.doc_id.as_str().into(),
-                    document.version.as_deref().into(),
-                    document.cited.into(),
-                ],
-            )
-        })
-        .collect()
+/// One statement inserting all of a record's documents; `None` when it has none.
+fn document_rows(id: &str, documents: &[AuditedDocument]) -> Option<Statement> {
+    if documents.is_empty() {
+        return None;
+    }
+    let mut params: Vec<SqlValue> = Vec::with_capacity(1 + 4 * documents.len());
+    params.push(id.into());
+    let mut rows = Vec::with_capacity(documents.len());
+    for (position, document) in documents.iter().enumerate() {
+        let first = params.len() + 1;
+        rows.push(format!(
+            "(?1, ?{first}, ?{}, ?{}, ?{})",
+            first + 1,
+            first + 2,
+            first + 3
+        ));
+        params.extend([
+            clamp_i64(position as u64).into(),
+            document.doc_id.as_str().into(),
+            document.version.as_deref().into(),
+            document.cited.into(),
+        ]);
+    }
+    Some(Statement::new(
+        format!(
+            "INSERT INTO audit_documents (audit_id, position, doc_id, version, cited) VALUES {}",
+            rows.join(", ")
+        ),
+        params,
+    ))
+}
+
+fn record_row(record: &AuditRecord, on_conflict: &str) -> Statement {
+    Statement::new(
+        format!(
+            "INSERT INTO audit (id, at_ms, request_id, org, actor, issuer, operation, question, mode, found, status, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12){on_conflict}"
+        ),
+        vec![
+            record.id.as_str().into(),
+            record.at_ms.into(),
+            record.request_id.as_str().into(),
+            record.org.as_str().into(),
+            record.actor.as_str().into(),
+            record.issuer.as_deref().into(),
+            record.operation.as_str().into(),
+            record.question.as_deref().into(),
+            record.mode.as_deref().into(),
+            record.found.into(),
+            i64::from(record.status).into(),
+            clamp_i64(record.latency_ms).into(),
+        ],
+    )
 }
 
 impl MetadataStore {
-    /// Stores one record and its documents, together or not at all. A record of the same id
-    /// (written ahead of a change) is completed: its outcome, answer and documents replaced.
+    /// Stores a new record and its documents, together or not at all.
     pub fn record_audit(&self, record: &AuditRecord) -> Result<(), MetadataError> {
-        let mut statements = vec![Statement::new(
-            "INSERT INTO audit (id, at_ms, request_id, org, actor, issuer, operation, question, mode, found, status, latency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (id) DO UPDATE SET question = excluded.question, mode = excluded.mode,
+        let mut statements = vec![record_row(record, "")];
+        statements.extend(document_rows(&record.id, &record.documents));
+        self.database.execute(&statements)?;
+        Ok(())
+    }
+
+    /// Completes a record written ahead of a change with the request's outcome: its status,
+    /// latency, answer and documents replaced (stored as a new record if there is none).
+    pub fn complete_written_ahead(&self, record: &AuditRecord) -> Result<(), MetadataError> {
+        let mut statements = vec![
+            record_row(
+                record,
+                " ON CONFLICT (id) DO UPDATE SET question = excluded.question, mode = excluded.mode, \
                  found = excluded.found, status = excluded.status, latency_ms = excluded.latency_ms",
-            vec![
-                record.id.as_str().into(),
-                record.at_ms.into(),
-                record.request_id.as_str().into(),
-                record.org.as_str().into(),
-                record.actor.as_str().into(),
-                record.issuer.as_deref().into(),
-                record.operation.as_str().into(),
-                record.question.as_deref().into(),
-                record.mode.as_deref().into(),
-                record.found.into(),
-                i64::from(record.status).into(),
-                clamp_i64(record.latency_ms).into(),
-            ],
-        )];
-        statements.push(Statement::new(
-            "DELETE FROM audit_documents WHERE audit_id = ?1",
-            vec![record.id.as_str().into()],
-        ));
+            ),
+            Statement::new(
+                "DELETE FROM audit_documents WHERE audit_id = ?1",
+                vec![record.id.as_str().into()],
+            ),
+        ];
         statements.extend(document_rows(&record.id, &record.documents));
         self.database.execute(&statements)?;
         Ok(())

@@ -72,6 +72,7 @@ fn contract(open: impl Fn() -> MetadataStore) {
     audit_records_come_back_whole_and_filtered(&open(), &run);
     a_streamed_record_is_completed_once_the_answer_is_known(&open(), &run);
     a_record_written_ahead_is_completed_by_the_outcome(&open(), &run);
+    a_new_record_never_overwrites_one_of_the_same_id(&open(), &run);
     records_older_than_the_retention_are_pruned(&open(), &run);
 }
 
@@ -218,10 +219,35 @@ fn a_record_written_ahead_is_completed_by_the_outcome(store: &MetadataStore, run
         documents: vec![document("draft.md", Some("v2"), false)],
         ..ahead.clone()
     };
-    store.record_audit(&outcome).expect("record the outcome");
+    store
+        .complete_written_ahead(&outcome)
+        .expect("record the outcome");
     assert_eq!(
         store.audit_records(&filter(&org)).expect("read"),
         vec![outcome]
+    );
+}
+
+fn a_new_record_never_overwrites_one_of_the_same_id(store: &MetadataStore, run: &str) {
+    let org = format!("pref-once-{run}");
+    let first = AuditRecord {
+        documents: vec![document("000.txt", Some("v1"), true)],
+        ..record(&org, "key", Operation::Ask, Y2K_MS + 700 * DAY_MS)
+    };
+    store.record_audit(&first).expect("record");
+    let second = AuditRecord {
+        status: 500,
+        documents: vec![
+            document("001.txt", Some("v1"), false),
+            document("002.txt", Some("v1"), false),
+        ],
+        ..first.clone()
+    };
+    assert!(store.record_audit(&second).is_err());
+    assert_eq!(
+        store.audit_records(&filter(&org)).expect("read"),
+        vec![first],
+        "neither the record nor its documents were touched"
     );
 }
 
