@@ -1,10 +1,15 @@
 //! Audit records: one per audited request, with the documents it returned or cited in a table
-//! of their own (so that "who read document X" is an indexed query). What a record holds is
-//! decided by the audit trail (`crate::audit`); this is how it is stored and read back.
+//! of their own (one row per document, so that "who read document X" is a query). What a
+//! record holds is decided by the audit trail (`crate::audit`); this is how it is stored and
+//! read back.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Columns, MetadataError, MetadataStore, SqlValue, Statement};
+
+/// Record ids bound in one query for their documents: SQLite allows 32 766 parameters in a
+/// statement and PostgreSQL 65 535, and `hikitsugi audit --limit` may ask for more records.
+pub(super) const IDS_PER_QUERY: usize = 1000;
 
 /// An audited operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -289,20 +294,20 @@ impl MetadataStore {
         if records.is_empty() {
             return Ok(records);
         }
-        let placeholders = (1..=records.len())
-            .map(|index| format!("?{index}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let documents = self.database.query(&Statement::new(
-            format!(
-                "SELECT audit_id, doc_id, version, cited FROM audit_documents
-                 WHERE audit_id IN ({placeholders}) ORDER BY audit_id, position"
-            ),
-            records
-                .iter()
-                .map(|record| record.id.as_str().into())
-                .collect(),
-        ))?;
+        let mut documents = Vec::new();
+        for ids in records.chunks(IDS_PER_QUERY) {
+            let placeholders = (1..=ids.len())
+                .map(|index| format!("?{index}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            documents.extend(self.database.query(&Statement::new(
+                format!(
+                    "SELECT audit_id, doc_id, version, cited FROM audit_documents
+                     WHERE audit_id IN ({placeholders}) ORDER BY audit_id, position"
+                ),
+                ids.iter().map(|record| record.id.as_str().into()).collect(),
+            ))?);
+        }
         let mut by_record: std::collections::HashMap<String, Vec<AuditedDocument>> =
             std::collections::HashMap::new();
         for row in documents {

@@ -81,6 +81,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (audit_id, position)
     );
     CREATE INDEX audit_documents_by_doc ON audit_documents (doc_id);",
+    // Each record's documents landed on one leaf of this index per distinct document: half
+    // the pages an audited request's commit wrote. Finding the records that read a document
+    // scans `audit_documents` instead (tens of milliseconds per million rows).
+    "DROP INDEX audit_documents_by_doc;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -73,6 +73,7 @@ fn contract(open: impl Fn() -> MetadataStore) {
     a_streamed_record_is_completed_once_the_answer_is_known(&open(), &run);
     a_record_written_ahead_is_completed_by_the_outcome(&open(), &run);
     a_new_record_never_overwrites_one_of_the_same_id(&open(), &run);
+    more_records_than_one_query_binds_keep_their_documents(&open(), &run);
     records_older_than_the_retention_are_pruned(&open(), &run);
 }
 
@@ -249,6 +250,36 @@ fn a_new_record_never_overwrites_one_of_the_same_id(store: &MetadataStore, run: 
         vec![first],
         "neither the record nor its documents were touched"
     );
+}
+
+fn more_records_than_one_query_binds_keep_their_documents(store: &MetadataStore, run: &str) {
+    let org = format!("pref-many-{run}");
+    let count = audit::IDS_PER_QUERY + 2;
+    for index in 0..count {
+        let numbered = AuditRecord {
+            documents: vec![document(&format!("{index}.txt"), Some("v1"), false)],
+            ..record(
+                &org,
+                "key",
+                Operation::Search,
+                Y2K_MS + 800 * DAY_MS + index as i64,
+            )
+        };
+        store.record_audit(&numbered).expect("record");
+    }
+    let all = AuditFilter {
+        limit: count + 10,
+        ..filter(&org)
+    };
+    let records = store.audit_records(&all).expect("read");
+    assert_eq!(records.len(), count);
+    for (newest_first, record) in records.iter().enumerate() {
+        let index = count - 1 - newest_first;
+        assert_eq!(
+            record.documents,
+            vec![document(&format!("{index}.txt"), Some("v1"), false)]
+        );
+    }
 }
 
 fn records_older_than_the_retention_are_pruned(store: &MetadataStore, run: &str) {
