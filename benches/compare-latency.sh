@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 binary=${1:-target/release/hikitsugi}
 rounds=${2:-60}
 work=$(mktemp -d)
-trap 'kill "${server:-0}" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -z "${server:-}" ] || { kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; }; rm -rf "$work"' EXIT
 
 export HIKITSUGI_LISTEN=127.0.0.1:18081
 "$binary" --config tests/demo/config.toml --data-dir "$work/data" ingest tests/demo/corpus >/dev/null 2>&1

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=${1:-target/release/hikitsugi}
 work=$(mktemp -d)
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -z "${server:-}" ] || kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # A 200-page PDF printed by Chromium from the demo corpus's text, repeated.
 {
