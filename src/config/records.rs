@@ -1,6 +1,8 @@
 //! The `[metadata]` and `[audit]` sections: where the service keeps its own records, and what
 //! the audit trail writes there.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
@@ -18,6 +20,9 @@ pub struct MetadataConfig {
     /// as `HIKITSUGI_METADATA__URL` (it holds a password); never serialised or printed.
     #[serde(skip_serializing)]
     pub url: Option<ApiKey>,
+    /// A PEM file of the certificate authorities that may sign the PostgreSQL server's
+    /// certificate, besides the system's; for a URL with `sslmode=require`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl MetadataConfig {
@@ -27,6 +32,13 @@ impl MetadataConfig {
             .as_ref()
             .map(|url| url.expose().trim())
             .filter(|url| !url.is_empty())
+    }
+
+    /// The certificate authorities' file, when one is named (an empty value means none).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file
+            .as_deref()
+            .filter(|path| !path.as_os_str().is_empty())
     }
 }
 
@@ -82,6 +94,11 @@ pub(super) fn validate(metadata: &MetadataConfig, audit: &AuditConfig) -> Result
                 .to_owned(),
         ));
     }
+    if metadata.ca_file().is_some() && metadata.postgres_url().is_none() {
+        return Err(ConfigError::Invalid(
+            "metadata.ca_file is for a PostgreSQL metadata.url with sslmode=require; the embedded SQLite file needs none".to_owned(),
+        ));
+    }
     if audit.required && !audit.enabled {
         return Err(ConfigError::Invalid(
             "audit.required needs audit.enabled: a required audit trail cannot be off".to_owned(),
@@ -103,6 +120,7 @@ mod tests {
     fn checked(url: Option<&str>, audit: AuditConfig) -> Result<(), String> {
         let metadata = MetadataConfig {
             url: url.map(ApiKey::new),
+            ca_file: None,
         };
         validate(&metadata, &audit).map_err(|error| error.to_string())
     }
@@ -138,5 +156,19 @@ mod tests {
         );
         assert!(checked(None, hmac(Some("short"))).is_err());
         assert!(checked(None, hmac(Some("a-key-of-sixteen-bytes"))).is_ok());
+        let with_ca_file = |url: Option<&str>, ca_file: &str| {
+            let metadata = MetadataConfig {
+                url: url.map(ApiKey::new),
+                ca_file: Some(PathBuf::from(ca_file)),
+            };
+            validate(&metadata, &AuditConfig::default()).map_err(|error| error.to_string())
+        };
+        assert!(
+            with_ca_file(None, "ca.pem")
+                .unwrap_err()
+                .contains("metadata.ca_file")
+        );
+        assert!(with_ca_file(None, "").is_ok(), "empty: none");
+        assert!(with_ca_file(Some("postgres://u:p@db/h?sslmode=require"), "ca.pem").is_ok());
     }
 }

@@ -272,9 +272,11 @@ impl MetadataStore {
         Self::on(Box::new(sqlite::Sqlite::open(data_dir)?))
     }
 
-    /// Connects to the PostgreSQL database at `url` and applies its migrations.
-    pub fn connect(url: &str) -> Result<Self, MetadataError> {
-        Self::on(Box::new(postgresql::Postgres::connect(url)?))
+    /// Connects to the PostgreSQL database at `url` and applies its migrations; with
+    /// `sslmode=require`, over TLS trusting the system's certificate authorities and those in
+    /// the PEM file `ca_file`.
+    pub fn connect(url: &str, ca_file: Option<&Path>) -> Result<Self, MetadataError> {
+        Self::on(Box::new(postgresql::Postgres::connect(url, ca_file)?))
     }
 
     /// The database the configuration names: PostgreSQL with `metadata.url`, else SQLite in
@@ -284,7 +286,7 @@ impl MetadataStore {
         data_dir: &Path,
     ) -> Result<Self, MetadataError> {
         match config.postgres_url() {
-            Some(url) => Self::connect(url),
+            Some(url) => Self::connect(url, config.ca_file()),
             None => Self::open(data_dir),
         }
     }

@@ -4,16 +4,26 @@
 //! connection is dropped and the next call connects again, so a database restart costs the
 //! calls made while it is down and nothing after. The statements are the SQLite ones: `?N`
 //! placeholders become `$N`, and values are bound as the type PostgreSQL inferred for each
-//! parameter (`INTEGER` columns take an `i32`, `BIGINT` an `i64`). Plain TCP or a Unix socket
-//! only: TLS (`sslmode=require`) is not supported yet.
+//! parameter (`INTEGER` columns take an `i32`, `BIGINT` an `i64`).
+//!
+//! With `sslmode=require` in the URL the connection is TLS (rustls), and the server's
+//! certificate must be signed by an authority the system trusts or one in `ca_file`, for the
+//! host the URL names: a certificate nobody vouches for is refused, never accepted unchecked.
+//! Without it (`disable`, or `prefer`, the default) the connection is plain TCP or a Unix
+//! socket: `prefer` does not try TLS, since TLS that accepts any certificate protects nothing.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use postgres::config::SslMode;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Row};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Database, MetadataError, SqlValue, Statement};
 
@@ -23,6 +33,8 @@ const MIGRATION_LOCK: i64 = 0x6869_6b69_7473_7567; // "hikitsug"
 
 pub(super) struct Postgres {
     config: postgres::Config,
+    /// Set with `sslmode=require`.
+    tls: Option<MakeRustlsConnect>,
     connection: Mutex<Option<Connection>>,
 }
 
@@ -33,14 +45,26 @@ struct Connection {
 }
 
 impl Postgres {
-    pub(super) fn connect(url: &str) -> Result<Self, MetadataError> {
+    /// `ca_file`: a PEM file of the authorities that may sign the server's certificate, beside
+    /// the system's; only with `sslmode=require`.
+    pub(super) fn connect(url: &str, ca_file: Option<&Path>) -> Result<Self, MetadataError> {
         // The URL's own words may hold the password: never repeat them.
         let mut config = postgres::Config::from_str(url).map_err(|_| MetadataError::Connect {
             reason: "metadata.url is not a valid PostgreSQL URL".to_owned(),
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        let tls = match (config.get_ssl_mode(), ca_file) {
+            (SslMode::Require, _) => Some(tls_connector(ca_file)?),
+            (_, Some(_)) => {
+                return Err(MetadataError::Connect {
+                    reason: "metadata.ca_file is set but metadata.url does not ask for TLS: add sslmode=require to the URL".to_owned(),
+                });
+            }
+            (_, None) => None,
+        };
         let postgres = Self {
             config,
+            tls,
             connection: Mutex::new(None),
         };
         // Connect now: a wrong URL or an unreachable server fails at start, not at a request.
@@ -60,12 +84,13 @@ impl Postgres {
             .as_ref()
             .is_none_or(|connection| connection.client.is_closed())
         {
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|error| MetadataError::Connect {
-                    reason: error.to_string(),
-                })?;
+            let connected = match &self.tls {
+                Some(tls) => self.config.connect(tls.clone()),
+                None => self.config.connect(NoTls),
+            };
+            let client = connected.map_err(|error| MetadataError::Connect {
+                reason: connect_failure(&error, self.tls.is_some()),
+            })?;
             *guard = Some(Connection {
                 client,
                 prepared: HashMap::new(),
@@ -90,6 +115,63 @@ impl Postgres {
             *guard = None;
         }
         result
+    }
+}
+
+/// TLS that trusts the system's authorities and those of `ca_file`.
+fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, MetadataError> {
+    let tls_error = |reason: String| MetadataError::Connect { reason };
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are the system's business; the file named is ours.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        let unreadable = |reason: String| {
+            tls_error(format!(
+                "metadata.ca_file {} is not a readable PEM file of certificates: {reason}",
+                path.display()
+            ))
+        };
+        let certificates = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|error| unreadable(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(unreadable("it holds no certificate".to_owned()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|error| unreadable(error.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(tls_error(
+            "sslmode=require, but no certificate authority is trusted: install the system's (Debian: ca-certificates) or name a PEM file in metadata.ca_file".to_owned(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| tls_error(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Why a connection failed, with what to do when it was the server's certificate.
+fn connect_failure(error: &postgres::Error, tls: bool) -> String {
+    // The error says "error performing TLS handshake"; its sources say why.
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    if tls && reason.contains("certificate") {
+        format!(
+            "{reason}: the server's certificate must be signed by an authority in metadata.ca_file (or the system's) and name the host of metadata.url"
+        )
+    } else {
+        reason
     }
 }
 

@@ -311,5 +311,156 @@ fn the_contract_holds_on_sqlite() {
 )]
 fn the_contract_holds_on_postgresql() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
-    contract(|| MetadataStore::connect(&url).expect("connect"));
+    contract(|| MetadataStore::connect(&url, None).expect("connect"));
+}
+
+/// A certificate authority, and a certificate it signed for `localhost` with its key.
+struct Authority {
+    pem: String,
+    server: rustls::ServerConfig,
+}
+
+fn new_authority(name: &str) -> Authority {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, name.to_owned());
+    let ca = ca.self_signed(&ca_key).expect("the CA's certificate");
+    let server_key = rcgen::KeyPair::generate().expect("a server key");
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("server parameters")
+        .signed_by(&server_key, &ca, &ca_key)
+        .expect("the server's certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .expect("the server's TLS configuration");
+    Authority {
+        pem: ca.pem(),
+        server: config,
+    }
+}
+
+/// A PostgreSQL server's TLS opening in front of `database` (plain TCP), on a thread of its
+/// own: answers each client's SSLRequest with `S`, completes the TLS handshake with `server`,
+/// then relays the bytes. Returns its port and the count of completed handshakes.
+fn tls_proxy(
+    server: rustls::ServerConfig,
+    database: Option<std::net::SocketAddr>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let handshakes = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = handshakes.clone();
+    let (port_sender, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let bound = listener.local_addr().expect("address").port();
+            port_sender.send(bound).expect("send the port");
+            let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let mut request = [0_u8; 8];
+                    client.read_exact(&mut request).await?;
+                    client.write_all(b"S").await?;
+                    let mut tls = acceptor.accept(client).await?;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if let Some(database) = database {
+                        let mut upstream = tokio::net::TcpStream::connect(database).await?;
+                        tokio::io::copy_bidirectional(&mut tls, &mut upstream).await?;
+                    }
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+    });
+    (port.recv().expect("the proxy's port"), handshakes)
+}
+
+/// `url` with its host and port replaced, and `sslmode=require`.
+fn tls_url(url: &str, host: &str, port: u16) -> String {
+    let (scheme_and_user, rest) = url.rsplit_once('@').expect("a URL with a user");
+    let (_, database) = rest.split_once('/').expect("a URL with a database");
+    let separator = if database.contains('?') { '&' } else { '?' };
+    format!("{scheme_and_user}@{host}:{port}/{database}{separator}sslmode=require")
+}
+
+#[test]
+#[cfg_attr(
+    not(hikitsugi_postgres_tests),
+    ignore = "needs DATABASE_URL (a PostgreSQL database) when the tests are built; .ci/run sets it"
+)]
+fn the_contract_holds_on_postgresql_over_tls() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+    let config: postgres::Config = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
+    let database = match (&config.get_hosts()[0], config.get_ports().first()) {
+        (postgres::config::Host::Tcp(host), port) => {
+            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port.unwrap_or(&5432)))
+                .expect("the database's address")
+                .next()
+                .expect("an address")
+        }
+        _ => panic!("DATABASE_URL must name a TCP host for this test"),
+    };
+    let authority = new_authority("hikitsugi test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &authority.pem).expect("write the CA file");
+    let (port, handshakes) = tls_proxy(authority.server, Some(database));
+    let over_tls = tls_url(&url, "localhost", port);
+    contract(|| MetadataStore::connect(&over_tls, Some(&ca_file)).expect("connect over TLS"));
+    assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn a_server_certificate_that_no_trusted_authority_signed_or_for_another_host_is_refused() {
+    let authority = new_authority("hikitsugi test CA");
+    let (port, handshakes) = tls_proxy(authority.server, None);
+    let url = "postgres://hikitsugi:secret@localhost:1/hikitsugi";
+    let refused = |url: &str, ca_file: Option<&Path>| match MetadataStore::connect(url, ca_file) {
+        Ok(_) => panic!("{url} connected"),
+        Err(error) => error.to_string(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, new_authority("another CA").pem).expect("write");
+    let own_ca = dir.path().join("ca.pem");
+    std::fs::write(&own_ca, &authority.pem).expect("write");
+
+    for (host, ca_file) in [
+        ("localhost", None),
+        ("localhost", Some(other_ca.as_path())),
+        // The certificate names localhost, not the address.
+        ("127.0.0.1", Some(own_ca.as_path())),
+    ] {
+        let error = refused(&tls_url(url, host, port), ca_file);
+        assert!(
+            error.contains("certificate") && error.contains("metadata.ca_file"),
+            "{host}, {ca_file:?}: {error}"
+        );
+        assert!(!error.contains("secret"), "{error}");
+    }
+    assert_eq!(handshakes.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let plain_with_ca = refused(url, Some(&own_ca));
+    assert!(plain_with_ca.contains("sslmode=require"), "{plain_with_ca}");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").expect("write");
+    let unreadable = refused(&tls_url(url, "localhost", port), Some(&not_pem));
+    assert!(unreadable.contains("metadata.ca_file"), "{unreadable}");
 }
