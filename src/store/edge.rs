@@ -11,8 +11,8 @@
 //!   on the holder and short write locks on segments. Queries therefore run concurrently with each
 //!   other and with a write. A query during a write may see part of it (some chunks of a new
 //!   version): results keep only live versions (see [`super::versions`]).
-//! - Document heads live in `hikitsugi-heads.json` beside the shard, replaced atomically (a
-//!   temporary file, fsync, rename, fsync of the directory) after the chunks they name are
+//! - Document heads live beside the shard (a snapshot and a log of changes, see
+//!   [`super::heads_file`]), each change written durably after the chunks it names are
 //!   flushed, and in memory for readers.
 //! - `Fusion::Rrf { k, weights }` supports both a `k` and one weight per prefetch (see
 //!   [`RrfParams`] for the exact formula), so fusion runs inside qdrant-edge.
@@ -32,7 +32,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -53,6 +52,7 @@ use qdrant_edge::{CreateIndex, SparseVector as EdgeSparseVector};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::heads_file::{Heads, HeadsChange, HeadsFile};
 use super::points::{
     BIGRAM, BM25, CHUNK_BODY_FIELDS, DENSE, DocumentVersion, KEYWORD_FIELDS, ORDINAL,
     canonical_sparse, chunk_payload, chunk_record, collect_pages, fusion_weights, invalid,
@@ -69,8 +69,6 @@ use crate::access::Scope;
 
 /// Points per scroll request.
 const SCROLL_PAGE: usize = 1024;
-/// The document heads, beside the shard's own files.
-const HEADS_FILE: &str = "hikitsugi-heads.json";
 /// How the optimizer keeps the segments, measured with `benches/store_scale.rs` (100 000
 /// synthetic chunks, 384 dimensions, one run each on a 2-core machine): with qdrant-edge's
 /// defaults (2 segments on 2 cores, indexing past 10 MB) every indexed segment is merged again
@@ -99,8 +97,10 @@ pub struct EdgeStore {
     /// the module documentation), and by every optimization; it is also the per-document
     /// writer lock.
     writes: Arc<Mutex<()>>,
-    /// The document heads as last written to [`HEADS_FILE`].
-    heads: RwLock<BTreeMap<String, DocumentHead>>,
+    /// The document heads as last written to `heads_file`.
+    heads: RwLock<Heads>,
+    /// Taken with `writes` held, so it is never waited for.
+    heads_file: Mutex<HeadsFile>,
     optimizer: Optimizer,
 }
 
@@ -215,18 +215,23 @@ impl EdgeStore {
         let writes = Arc::new(Mutex::new(()));
         let optimizer = Optimizer::spawn(shard.clone(), writes.clone(), dir.to_owned())
             .map_err(|e| open_error(format!("cannot start the optimizer thread: {e}")))?;
+        let (heads_file, stored_heads) = HeadsFile::open(dir)?;
+        let heads_stored = stored_heads.is_some();
         let store = Self {
             shard,
             path: dir.to_owned(),
             dense_dim,
             writes,
-            heads: RwLock::new(BTreeMap::new()),
+            heads: RwLock::new(stored_heads.unwrap_or_default()),
+            heads_file: Mutex::new(heads_file),
             optimizer,
         };
         store.check_schema()?;
         store.ensure_segment_layout()?;
         store.ensure_payload_indexes()?;
-        store.load_heads()?;
+        if !heads_stored {
+            store.derive_heads()?;
+        }
         let settled = versions::finish_interrupted(&store)?;
         if settled > 0 {
             tracing::info!(documents = settled, path = %dir.display(), "finished interrupted writes");
@@ -234,70 +239,50 @@ impl EdgeStore {
         Ok(store)
     }
 
-    /// Reads the heads file; a store written before heads existed gets heads derived from its
-    /// chunks (the newest version of each document live).
-    fn load_heads(&self) -> Result<()> {
-        let path = self.path.join(HEADS_FILE);
-        let heads: Vec<DocumentHead> = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: format!("the document heads are unreadable: {e}"),
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let derived = heads_from_first_chunks(self.first_chunks(Filter::new())?);
-                if !derived.is_empty() {
-                    let _writes = self.lock_writes();
-                    self.save_heads(
-                        derived
-                            .iter()
-                            .map(|h| (h.doc_id.clone(), h.clone()))
-                            .collect(),
-                    )?;
-                    tracing::info!(
-                        documents = derived.len(),
-                        "derived document heads for a store written before them"
-                    );
-                }
-                derived
-            }
-            Err(error) => {
-                return Err(StoreError::Open {
-                    path: path.display().to_string(),
-                    reason: error.to_string(),
-                });
-            }
-        };
-        *self.heads.write().unwrap_or_else(PoisonError::into_inner) =
-            heads.into_iter().map(|h| (h.doc_id.clone(), h)).collect();
+    /// Gives a store written before heads existed heads derived from its chunks (the newest
+    /// version of each document live).
+    fn derive_heads(&self) -> Result<()> {
+        let derived: Heads = heads_from_first_chunks(self.first_chunks(Filter::new())?)
+            .into_iter()
+            .map(|h| (h.doc_id.clone(), h))
+            .collect();
+        if derived.is_empty() {
+            return Ok(());
+        }
+        let _writes = self.lock_writes();
+        self.heads_file().snapshot(&derived)?;
+        tracing::info!(
+            documents = derived.len(),
+            "derived document heads for a store written before them"
+        );
+        *self.heads.write().unwrap_or_else(PoisonError::into_inner) = derived;
         Ok(())
     }
 
-    /// Writes `heads` as the whole heads file, atomically and durably, then publishes them to
-    /// readers. Call with the write lock held.
-    fn save_heads(&self, heads: BTreeMap<String, DocumentHead>) -> Result<()> {
-        let error = |reason: String| StoreError::Operation {
-            operation: "write document heads",
-            reason,
-        };
-        let json = serde_json::to_vec(&heads.values().collect::<Vec<_>>())
-            .map_err(|e| error(e.to_string()))?;
-        let mut file =
-            tempfile::NamedTempFile::new_in(&self.path).map_err(|e| error(e.to_string()))?;
-        file.write_all(&json).map_err(|e| error(e.to_string()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| error(e.to_string()))?;
-        file.persist(self.path.join(HEADS_FILE))
-            .map_err(|e| error(e.to_string()))?;
-        fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| error(format!("cannot sync the directory: {e}")))?;
-        *self.heads.write().unwrap_or_else(PoisonError::into_inner) = heads;
+    fn heads_file(&self) -> MutexGuard<'_, HeadsFile> {
+        // A panic inside a change leaves the file's offsets where the last whole change ended.
+        self.heads_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `change` durably, then publishes it to readers; folds the log into a snapshot
+    /// when it has grown (a failure there is logged: the change itself is stored). Call with
+    /// the write lock held.
+    fn change_heads(&self, change: HeadsChange) -> Result<()> {
+        let mut file = self.heads_file();
+        file.append(&change)?;
+        change.apply(&mut self.heads.write().unwrap_or_else(PoisonError::into_inner));
+        if file.wants_snapshot()
+            && let Err(error) = file.snapshot(&self.heads_snapshot())
+        {
+            tracing::warn!(%error, "the document heads' log could not be folded into a snapshot; it keeps growing until one can be written");
+        }
         Ok(())
     }
 
     fn heads_snapshot(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, DocumentHead>> {
-        // Heads are replaced whole, so a panic elsewhere cannot leave them half updated.
+        // A change is applied only once stored, by inserts and removals that do not panic.
         self.heads.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -803,19 +788,14 @@ impl VersionedBackend for EdgeStore {
         if heads.is_empty() {
             return Ok(());
         }
-        let mut all = self.heads_snapshot().clone();
-        for head in heads {
-            all.insert(head.doc_id.clone(), head.clone());
-        }
-        self.save_heads(all)
+        self.change_heads(HeadsChange::Put(heads.to_vec()))
     }
 
     fn remove_heads(&self, doc_ids: &[String]) -> Result<()> {
-        let mut all = self.heads_snapshot().clone();
-        for doc_id in doc_ids {
-            all.remove(doc_id);
+        if doc_ids.is_empty() {
+            return Ok(());
         }
-        self.save_heads(all)
+        self.change_heads(HeadsChange::Remove(doc_ids.to_vec()))
     }
 
     fn write_chunks(&self, documents: &[(DocumentMeta, Vec<ChunkRecord>)]) -> Result<()> {

@@ -4,6 +4,7 @@
 //! it inside the vector search (as a filter on each prefetch), never after it.
 
 mod edge;
+mod heads_file;
 mod points;
 mod qdrant;
 mod versions;
