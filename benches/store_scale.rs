@@ -7,12 +7,15 @@
 //! STORE_SCALE_CHUNKS=100000 STORE_SCALE_QUERIES=300 cargo bench --bench store_scale
 //! ```
 //!
-//! For each backend it prints the write rate (documents of 20 chunks, written 32 documents per
-//! `replace_documents` call as the ingest pipeline does), then the latency of scoped hybrid
-//! searches (three prefetches, RRF, top 8) as p50/p95/p99; with `QDRANT_URL` it also migrates the
-//! embedded store into a fresh collection and prints the time. Figures, not assertions: this
-//! machine is shared and noisy.
+//! For each backend it prints, at 10 000, 100 000, … chunks and at the total, the write rate of
+//! the chunks written since the last figure (documents of 20 chunks, written 32 documents per
+//! `replace_documents` call as the ingest pipeline does), the latency of scoped hybrid searches
+//! (three prefetches, RRF, top 8) as p50/p95/p99, this process's peak resident memory and (for
+//! the embedded store) the store's size on disk; with `QDRANT_URL` it also migrates the embedded
+//! store into a fresh collection and prints the time. Figures, not assertions: this machine is
+//! shared and noisy.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hikitsugi::access::{Directory, Role};
@@ -104,14 +107,13 @@ fn document(rng: &mut Rng, n: usize) -> (DocumentMeta, Vec<ChunkRecord>) {
     (meta, chunks)
 }
 
-fn write_corpus(store: &dyn StoreWrite, chunks: usize) -> Duration {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let documents = chunks.div_ceil(CHUNKS_PER_DOC);
+/// Writes documents `from..to` (each of [`CHUNKS_PER_DOC`] chunks), [`DOCS_PER_WRITE`] per call.
+fn write_documents(store: &dyn StoreWrite, rng: &mut Rng, from: usize, to: usize) -> Duration {
     let started = Instant::now();
     let mut batch = Vec::with_capacity(DOCS_PER_WRITE);
-    for n in 0..documents {
-        batch.push(document(&mut rng, n));
-        if batch.len() == DOCS_PER_WRITE || n + 1 == documents {
+    for n in from..to {
+        batch.push(document(rng, n));
+        if batch.len() == DOCS_PER_WRITE || n + 1 == to {
             if let Err(error) = store.replace_documents(&batch) {
                 eprintln!("write failed: {error}");
                 std::process::exit(1);
@@ -120,6 +122,45 @@ fn write_corpus(store: &dyn StoreWrite, chunks: usize) -> Duration {
         }
     }
     started.elapsed()
+}
+
+/// The store sizes reported on the way to `chunks`: 10 000, 100 000, … below it, then it.
+fn stages(chunks: usize) -> Vec<usize> {
+    let mut stages: Vec<usize> = std::iter::successors(Some(10_000_usize), |n| n.checked_mul(10))
+        .take_while(|n| *n < chunks)
+        .collect();
+    stages.push(chunks);
+    stages
+}
+
+/// Writes `chunks` chunks, reporting write rate, search latency, resident memory and disk at
+/// each of [`stages`]; the total write time.
+fn write_and_measure(
+    backend: &str,
+    store: &dyn StoreWrite,
+    chunks: usize,
+    queries: usize,
+    dir: Option<&Path>,
+) -> Duration {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut written_docs = 0;
+    let mut total = Duration::ZERO;
+    for stage in stages(chunks) {
+        let docs = stage.div_ceil(CHUNKS_PER_DOC);
+        let took = write_documents(store, &mut rng, written_docs, docs);
+        let added = (docs - written_docs) * CHUNKS_PER_DOC;
+        written_docs = docs;
+        total += took;
+        report(
+            backend,
+            stage,
+            added,
+            took,
+            &search_latencies(store, queries),
+            dir,
+        );
+    }
+    total
 }
 
 fn search_latencies(store: &dyn StoreWrite, queries: usize) -> Vec<Duration> {
@@ -156,17 +197,54 @@ fn search_latencies(store: &dyn StoreWrite, queries: usize) -> Vec<Duration> {
     latencies
 }
 
-fn report(backend: &str, chunks: usize, write: Duration, latencies: &[Duration]) {
+fn report(
+    backend: &str,
+    chunks: usize,
+    added: usize,
+    write: Duration,
+    latencies: &[Duration],
+    dir: Option<&Path>,
+) {
     let at = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let disk = dir.map_or_else(String::new, |dir| {
+        format!(", disk {:.0} MB", disk_bytes(dir) as f64 / 1e6)
+    });
     println!(
-        "{backend:>6}: wrote {chunks} chunks in {:.1} s ({:.0} chunks/s); search p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms over {} scoped hybrid queries",
-        write.as_secs_f64(),
-        chunks as f64 / write.as_secs_f64(),
+        "{backend:>6} at {chunks} chunks: the last {added} written at {:.0} chunks/s; search p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms over {} scoped hybrid queries; peak RSS {:.0} MB{disk}",
+        added as f64 / write.as_secs_f64(),
         at(0.50).as_secs_f64() * 1e3,
         at(0.95).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         latencies.len(),
+        peak_rss_kb() as f64 / 1024.0,
     );
+}
+
+/// This process's peak resident memory (`VmHWM`), in KiB; 0 when unknown.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes of the files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.file_type() {
+                Ok(kind) if kind.is_dir() => disk_bytes(&entry.path()),
+                Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => 0,
+            })
+            .sum()
+    })
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -193,8 +271,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let write = write_corpus(&edge, chunks);
-    report("edge", chunks, write, &search_latencies(&edge, queries));
+    let edge_dir = dir.path().join("edge");
+    let write = write_and_measure("edge", &edge, chunks, queries, Some(&edge_dir));
+    println!(
+        "  edge: {chunks} chunks in {:.1} s ({:.0} chunks/s)",
+        write.as_secs_f64(),
+        chunks as f64 / write.as_secs_f64()
+    );
 
     let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
         println!("qdrant: skipped: QDRANT_URL not set");
@@ -217,8 +300,12 @@ fn main() {
         })
     };
     let qdrant = open("hikitsugi-bench-write");
-    let write = write_corpus(&qdrant, chunks);
-    report("qdrant", chunks, write, &search_latencies(&qdrant, queries));
+    let write = write_and_measure("qdrant", &qdrant, chunks, queries, None);
+    println!(
+        "qdrant: {chunks} chunks in {:.1} s ({:.0} chunks/s)",
+        write.as_secs_f64(),
+        chunks as f64 / write.as_secs_f64()
+    );
 
     let target = open("hikitsugi-bench-migrate");
     let state = dir.path().join("migrate-state.json");
