@@ -260,7 +260,7 @@ impl MetadataStore {
         params.push(limit.into());
         let sql = format!(
             "SELECT id, at_ms, request_id, org, actor, issuer, operation, question, mode, found, status, latency_ms
-             FROM audit {} ORDER BY at_ms DESC, id LIMIT ?{}",
+             FROM audit {} ORDER BY at_ms DESC, id DESC LIMIT ?{}",
             if conditions.is_empty() {
                 String::new()
             } else {

@@ -76,6 +76,7 @@ fn contract(open: impl Fn() -> MetadataStore) {
     a_record_written_ahead_is_completed_by_the_outcome(&open(), &run);
     a_new_record_never_overwrites_one_of_the_same_id(&open(), &run);
     more_records_than_one_query_binds_keep_their_documents(&open(), &run);
+    records_of_one_millisecond_come_back_newest_first(&open(), &run);
     records_older_than_the_retention_are_pruned(&open(), &run);
 }
 
@@ -278,6 +279,25 @@ fn more_records_than_one_query_binds_keep_their_documents(store: &MetadataStore,
             vec![document(&format!("{index}.txt"), Some("v1"), false)]
         );
     }
+}
+
+fn records_of_one_millisecond_come_back_newest_first(store: &MetadataStore, run: &str) {
+    let org = format!("pref-same-ms-{run}");
+    // The service's ids: time-ordered (UUIDv7), in the order a process makes them.
+    let made = (0..3)
+        .map(|_| AuditRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            ..record(&org, "key", Operation::Search, Y2K_MS + 5)
+        })
+        .collect::<Vec<_>>();
+    for audited in made.iter().rev() {
+        store.record_audit(audited).expect("record");
+    }
+    let newest_first: Vec<AuditRecord> = made.into_iter().rev().collect();
+    assert_eq!(
+        store.audit_records(&filter(&org)).expect("read"),
+        newest_first
+    );
 }
 
 fn records_older_than_the_retention_are_pruned(store: &MetadataStore, run: &str) {
