@@ -281,7 +281,7 @@ impl EdgeStore {
         Ok(())
     }
 
-    fn heads_snapshot(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, DocumentHead>> {
+    fn heads_snapshot(&self) -> std::sync::RwLockReadGuard<'_, Heads> {
         // A change is applied only once stored, by inserts and removals that do not panic.
         self.heads.read().unwrap_or_else(PoisonError::into_inner)
     }
