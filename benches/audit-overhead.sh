@@ -27,15 +27,7 @@ done
 work=$(mktemp -d)
 trap '[ -z "${server:-}" ] || { kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; }; rm -rf "$work"' EXIT
 
-python3 - "$shared/eval" >"$work/questions" <<'PY'
-import json, sys
-seen = {}
-for name in ("seed", "jsquad", "jaquad"):
-    for line in open(f"{sys.argv[1]}/{name}/questions.jsonl", encoding="utf-8"):
-        seen.setdefault(json.loads(line)["question"], None)
-for question in seen:
-    print(json.dumps(question, ensure_ascii=False)[1:-1])
-PY
+python3 benches/distinct-questions.py "$shared/eval" >"$work/questions"
 
 export HIKITSUGI_LISTEN=127.0.0.1:18082
 config=(--config tests/demo/config.toml --data-dir "$work/data")

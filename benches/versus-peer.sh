@@ -28,17 +28,7 @@ trap 'kill "${servers[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"
 py=$("$shared/bench/setup.sh")
 
 # At least 500 distinct questions, JSON-escaped, one per line.
-"$py" - "$shared/eval" >"$work/questions" <<'EOF'
-import json, sys
-seen = []
-for name in ("seed", "jsquad", "jaquad"):
-    for line in open(f"{sys.argv[1]}/{name}/questions.jsonl", encoding="utf-8"):
-        question = json.loads(line)["question"]
-        if question not in seen:
-            seen.append(question)
-for question in seen:
-    print(json.dumps(question, ensure_ascii=False)[1:-1])
-EOF
+"$py" benches/distinct-questions.py "$shared/eval" >"$work/questions"
 questions=$(wc -l <"$work/questions")
 
 peak_rss() { awk '/Maximum resident/ { printf "%.0f MB", $NF / 1024 }' "$1"; }

@@ -320,6 +320,15 @@ fn records_older_than_the_retention_are_pruned(store: &MetadataStore, run: &str)
 /// of 2000: one run at a time.
 static POSTGRES_CONTRACT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The test database's URL, and the turn to use it.
+fn test_database() -> (std::sync::MutexGuard<'static, ()>, String) {
+    let turn = POSTGRES_CONTRACT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+    (turn, url)
+}
+
 #[test]
 fn the_contract_holds_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -332,10 +341,7 @@ fn the_contract_holds_on_sqlite() {
     ignore = "needs DATABASE_URL (a PostgreSQL database) when the tests are built; .ci/run sets it"
 )]
 fn the_contract_holds_on_postgresql() {
-    let _alone = POSTGRES_CONTRACT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+    let (_alone, url) = test_database();
     contract(|| MetadataStore::connect(&url, None).expect("connect"));
 }
 
@@ -431,10 +437,7 @@ fn tls_url(url: &str, host: &str, port: u16) -> String {
     ignore = "needs DATABASE_URL (a PostgreSQL database) when the tests are built; .ci/run sets it"
 )]
 fn the_contract_holds_on_postgresql_over_tls() {
-    let _alone = POSTGRES_CONTRACT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+    let (_alone, url) = test_database();
     let config: postgres::Config = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
     let database = match (&config.get_hosts()[0], config.get_ports().first()) {
         (postgres::config::Host::Tcp(host), port) => {

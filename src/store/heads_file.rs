@@ -225,6 +225,12 @@ mod tests {
         }
     }
 
+    /// Appends `change` and applies it to `expected`, as the store does to its heads.
+    fn append(file: &mut HeadsFile, expected: &mut Heads, change: HeadsChange) {
+        file.append(&change).expect("append");
+        change.apply(expected);
+    }
+
     fn reopened(dir: &Path) -> Option<Heads> {
         HeadsFile::open(dir).expect("open").1
     }
@@ -240,8 +246,7 @@ mod tests {
             HeadsChange::Put(vec![head("a", "v2")]),
             HeadsChange::Remove(vec!["b".to_owned()]),
         ] {
-            file.append(&change).expect("append");
-            change.apply(&mut expected);
+            append(&mut file, &mut expected, change);
         }
         assert_eq!(reopened(dir.path()).as_ref(), Some(&expected));
         assert!(!dir.path().join(SNAPSHOT_FILE).exists(), "no snapshot yet");
@@ -252,8 +257,7 @@ mod tests {
             0
         );
         let later = HeadsChange::Put(vec![head("c", "v1")]);
-        file.append(&later).expect("append");
-        later.apply(&mut expected);
+        append(&mut file, &mut expected, later);
         assert_eq!(reopened(dir.path()).as_ref(), Some(&expected));
     }
 
@@ -267,8 +271,7 @@ mod tests {
             HeadsChange::Put(vec![head("a", "v2"), head("b", "v1")]),
             HeadsChange::Remove(vec!["a".to_owned()]),
         ] {
-            file.append(&change).expect("append");
-            change.apply(&mut expected);
+            append(&mut file, &mut expected, change);
         }
         let log = fs::read(dir.path().join(LOG_FILE)).expect("log");
         file.snapshot(&expected).expect("snapshot");
@@ -297,8 +300,7 @@ mod tests {
             "the cut change is not there"
         );
         let next = HeadsChange::Put(vec![head("c", "v1")]);
-        file.append(&next).expect("append");
-        next.apply(&mut expected);
+        append(&mut file, &mut expected, next);
         assert_eq!(reopened(dir.path()).as_ref(), Some(&expected));
     }
 
@@ -329,8 +331,7 @@ mod tests {
                 .map(|index| head(&format!("doc-{index}"), "v1"))
                 .collect();
             let change = HeadsChange::Put(put);
-            file.append(&change).expect("append");
-            change.apply(&mut heads);
+            append(&mut file, &mut heads, change);
             appended += 1000;
         }
         assert!(file.log_bytes > MIN_FOLD_BYTES);
