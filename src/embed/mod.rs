@@ -5,6 +5,7 @@ mod model;
 mod rerank;
 mod session;
 mod sparse;
+mod unigram;
 
 pub use dense::{DenseEncoder, DenseOptions, EmbedError, QUERY_CACHE_METRIC};
 pub use model::{EMBEDDING_DIM, LoadError, MAX_TOKENS, ModelPaths, load_embedder, load_reranker};
