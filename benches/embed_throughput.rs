@@ -9,14 +9,14 @@
 //!
 //! Prints one JSON line: texts, tokens (the tokenizer's count, truncated at 512 as the model
 //! reads them), seconds of embedding (after one warm-up call that loads the model), tokens/s.
+//! The peak RSS `embed-versus-peer.sh` reports is the encoder's: it counts the tokens too.
 
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use hikitsugi::config::Config;
-use hikitsugi::embed::{DenseEncoder, MAX_TOKENS};
+use hikitsugi::embed::DenseEncoder;
 use hikitsugi::service::{dense_options, model_paths};
-use tokenizers::{Tokenizer, TruncationParams};
 
 fn main() -> anyhow::Result<()> {
     let Some(path) = std::env::args().skip(1).find(|arg| !arg.starts_with("--")) else {
@@ -35,25 +35,13 @@ fn main() -> anyhow::Result<()> {
 
     let config = Config::default();
     let paths = model_paths(&config).context("run `hikitsugi setup` first")?;
-    let mut tokenizer = Tokenizer::from_file(paths.model_dir.join("tokenizer.json"))
-        .map_err(|error| anyhow::anyhow!("cannot read the tokenizer: {error}"))?;
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: MAX_TOKENS,
-            ..TruncationParams::default()
-        }))
-        .map_err(|error| anyhow::anyhow!("cannot set truncation: {error}"))?;
-    let mut tokens = 0;
-    for text in &texts {
-        let encoding = tokenizer
-            .encode(format!("passage: {text}"), true)
-            .map_err(|error| anyhow::anyhow!("cannot tokenize: {error}"))?;
-        tokens += encoding.len();
-    }
-
     let mut options = dense_options(&config.model);
     options.query_instances = 1;
     let encoder = DenseEncoder::load(&paths, &options)?;
+    let mut tokens = 0;
+    for text in &texts {
+        tokens += encoder.passage_tokens(text)?;
+    }
     encoder.embed_passages(&texts[..1])?;
     let started = Instant::now();
     let vectors = encoder.embed_passages(&texts)?;

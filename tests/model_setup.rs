@@ -93,3 +93,50 @@ fn query_vectors_equal_fastembed_vectors() {
         assert!(largest < 1e-5, "{text:.20}: largest difference {largest}");
     }
 }
+
+/// The passage instance embeds batches padded to their longest text, as fastembed does, so its
+/// vectors must be fastembed's too: texts of many lengths (one past the 512-token limit), in
+/// batches that pad.
+#[test]
+fn passage_vectors_equal_fastembed_vectors() {
+    let cache_dir = default_cache_dir().expect("a cache directory");
+    let paths = ensure_model(&cache_dir, &|line| eprintln!("setup: {line}")).expect("model set up");
+    let options = DenseOptions {
+        query_instances: 1,
+        query_threads: 1,
+        batch_size: 4,
+        max_queue: 4,
+        passage_threads: Some(1),
+        passage_nice: 0,
+        passage_unload_after: None,
+        query_cache: 0,
+    };
+    let encoder = DenseEncoder::load(&paths, &options).expect("encoder loaded");
+    let mut fastembed = load_embedder(&paths, Some(1)).expect("model loaded");
+    let sentence = "市町村のDX推進に向けて、県は伴走支援の体制を整備した。";
+    let passages: Vec<String> = (1..=10)
+        .map(|n| sentence.repeat(n * n))
+        .chain(["短い。".to_owned(), "Budget 2025: 令和7年度".to_owned()])
+        .collect();
+    let ours = encoder
+        .embed_passages(&passages)
+        .expect("passages embedded");
+    let theirs = fastembed
+        .embed(
+            passages
+                .iter()
+                .map(|text| format!("passage: {text}"))
+                .collect::<Vec<_>>(),
+            Some(4),
+        )
+        .expect("fastembed embedded");
+    assert_eq!(ours.len(), passages.len());
+    for ((text, ours), theirs) in passages.iter().zip(&ours).zip(&theirs) {
+        let largest = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(largest < 1e-5, "{text:.20}: largest difference {largest}");
+    }
+}

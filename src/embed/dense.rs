@@ -1,10 +1,10 @@
-//! Dense sentence vectors (multilingual-e5) through fastembed, off the async runtime.
+//! Dense sentence vectors (multilingual-e5), off the async runtime.
 //!
 //! Queries and passages have separate model instances, so embedding a long upload or a corpus
 //! never makes a search wait for the model: `model.workers` instances serve queries side by
-//! side (sharing one tokenizer, see [`super::session`]), one more (fastembed's,
-//! loaded on first use, on a thread of lower CPU priority: `model.passage_nice`, unloaded when
-//! idle) serves passages. At most `model.max_queue` embeddings wait for an instance; beyond that
+//! side, one more (loaded on first use, on a thread of lower CPU priority: `model.passage_nice`,
+//! unloaded when idle) serves passages; all of them share one tokenizer (see
+//! [`super::session`]). At most `model.max_queue` embeddings wait for an instance; beyond that
 //! a call fails at once with [`EmbedError::Busy`]. An instance whose call panicked is dropped
 //! and rebuilt on its next use.
 
@@ -13,10 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use fastembed::TextEmbedding;
-
-use super::model::{LoadError, ModelPaths, load_embedder};
-use super::session::{QueryModel, SharedModel};
+use super::model::{LoadError, ModelPaths};
+use super::session::{ModelInstance, SharedModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -31,15 +29,9 @@ pub enum EmbedError {
 const QUERY_PREFIX: &str = "query: ";
 const PASSAGE_PREFIX: &str = "passage: ";
 
-/// A model that embeds texts (fastembed's, or a test double).
+/// A model that embeds texts (a [`ModelInstance`], or a test double).
 pub trait Embed: Send {
     fn embed(&mut self, texts: Vec<String>, batch_size: usize) -> Result<Vec<Vec<f32>>, String>;
-}
-
-impl Embed for TextEmbedding {
-    fn embed(&mut self, texts: Vec<String>, batch_size: usize) -> Result<Vec<Vec<f32>>, String> {
-        TextEmbedding::embed(self, texts, Some(batch_size)).map_err(|error| error.to_string())
-    }
 }
 
 type Loader<M> = Box<dyn Fn() -> Result<M, EmbedError> + Send + Sync>;
@@ -325,8 +317,9 @@ fn embed_by_length(
 }
 
 /// Gives the memory that freed allocations left in the allocator's arenas back to the system.
-/// Loading a model parses its tokenizer into hundreds of megabytes of short-lived values; without
-/// this, the process keeps that memory resident for good.
+/// Loading a model (its tokenizer file, its ONNX graph) goes through tens of megabytes of
+/// short-lived values, and embedding a batch through more; without this, the process keeps that
+/// memory resident for good.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
@@ -375,7 +368,8 @@ pub struct DenseOptions {
 
 /// Dense vectors of the configured model, with separate instances for queries and passages.
 pub struct DenseEncoder {
-    queries: Pool<QueryModel>,
+    shared: Arc<SharedModel>,
+    queries: Pool<ModelInstance>,
     passages: Background,
     cache: Option<quick_cache::sync::Cache<String, Arc<[f32]>>>,
     batch_size: usize,
@@ -383,23 +377,26 @@ pub struct DenseEncoder {
 }
 
 impl DenseEncoder {
-    /// Loads the query instances, which share one tokenizer (the passage instance, fastembed's,
-    /// is loaded on first use).
+    /// Loads the query instances (the passage instance is loaded on first use).
     pub fn load(paths: &ModelPaths, options: &DenseOptions) -> Result<Self, EmbedError> {
-        let shared = SharedModel::load(paths)?;
+        let shared = Arc::new(SharedModel::load(paths)?);
         let threads = options.query_threads.max(1);
-        let queries = Pool::new(options.query_instances, options.max_queue, move || {
-            Ok(shared.instance(threads)?)
+        let queries = Pool::new(options.query_instances, options.max_queue, {
+            let shared = shared.clone();
+            move || Ok(shared.instance(threads)?)
         });
         // Every query instance now, so that the first searches do not wait for a model.
         queries.preload()?;
         release_freed_memory();
+        let passage_threads = options.passage_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let mut encoder = Self {
+            shared: shared.clone(),
             queries,
             passages: Background::spawn(
-                Pool::new(1, options.max_queue, {
-                    let (paths, threads) = (paths.clone(), options.passage_threads);
-                    move || Ok(load_embedder(&paths, threads)?)
+                Pool::new(1, options.max_queue, move || {
+                    Ok(shared.instance(passage_threads)?)
                 }),
                 options.passage_nice,
                 options.max_queue,
@@ -447,6 +444,14 @@ impl DenseEncoder {
         embed_by_length(prefixed, |sorted| {
             self.passages.embed(sorted, self.batch_size)
         })
+    }
+
+    /// How many tokens of `passage` the model reads (its prefix and special tokens included, at
+    /// most [`super::MAX_TOKENS`]).
+    pub fn passage_tokens(&self, passage: &str) -> Result<usize, EmbedError> {
+        self.shared
+            .token_count(&format!("{PASSAGE_PREFIX}{passage}"))
+            .map_err(EmbedError::Inference)
     }
 
     /// Why the last query embedding failed, if it did (for readiness probes).
