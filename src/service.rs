@@ -140,6 +140,9 @@ pub const DEFAULT_PER_GROUP: usize = 3;
 /// chunk of each document (once per version, then cached), and sections of many documents are
 /// rarely one comparison.
 const MAX_SECTION_DOCUMENTS: usize = 3;
+/// The documents of the best passages whose whole text is searched for a name the question
+/// gives and those passages do not (see [`Assessment::find_names_in`]).
+const NAME_DOCUMENTS_READ: usize = 3;
 /// Longest draft that `similar` reads, in characters.
 pub const MAX_DRAFT_CHARS: usize = 5_000;
 /// Candidates drawn per similar passage returned, for diversification to choose from.
@@ -343,7 +346,7 @@ impl Service {
                                     )?,
                                     None => Vec::new(),
                                 };
-                                let assessment = service.assess(question, &passages);
+                                let assessment = service.assess(scope, question, &passages)?;
                                 Ok::<_, RetrieveError>((passages, assessment))
                             })
                         })
@@ -622,27 +625,49 @@ impl Service {
                 top_k,
                 PassageFilters::default(),
             )?;
-            let assessment = service.assess(&question, &passages);
+            let assessment = service.assess(&scope, &question, &passages)?;
             Ok((passages, assessment))
         })
         .await
     }
 
-    /// Whether `passages`, as [`Service::retriever`] found them, answer `question`.
-    fn assess(&self, question: &str, passages: &[ScoredChunk]) -> Assessment {
+    /// Whether `passages`, as [`Service::retriever`] found them in `scope`, answer `question`.
+    fn assess(
+        &self,
+        scope: &Scope,
+        question: &str,
+        passages: &[ScoredChunk],
+    ) -> Result<Assessment, StoreError> {
         // A reranker replaces the fused scores with its own.
         let top_score = self
             .reranker
             .is_none()
             .then(|| relative_top_score(&self.config.retrieval, passages))
             .flatten();
-        answerability::assess(
+        let min_confidence = self.config.answer.min_confidence;
+        let mut assessment = answerability::assess(
             question,
             passages,
             &self.encoders.bm25,
             top_score,
-            self.config.answer.min_confidence,
-        )
+            min_confidence,
+        );
+        if !assessment.missing_names.is_empty() {
+            let mut documents = Vec::new();
+            let mut read: Vec<&str> = Vec::new();
+            for passage in passages.iter().take(NAME_DOCUMENTS_READ) {
+                let doc_id = passage.chunk.document.doc_id.as_str();
+                if read.contains(&doc_id) {
+                    continue;
+                }
+                read.push(doc_id);
+                if let Some((_, chunks)) = self.store.passages(scope, doc_id, 0..=u32::MAX)? {
+                    documents.extend(chunks);
+                }
+            }
+            assessment.find_names_in(question, &documents, min_confidence);
+        }
+        Ok(assessment)
     }
 
     /// The documents readable in `scope`. Their reader lists show only the tokens of the scope

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{Focus, content_bigrams, coverage, is_heading_line, sentences};
 use crate::embed::Bm25Encoder;
 use crate::retrieve::normalize_query;
-use crate::store::ScoredChunk;
+use crate::store::{ScoredChunk, StoredChunk};
 
 /// What the decision is made of, each 0–1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -132,22 +132,18 @@ pub fn assess(
     if !question_words.is_empty() {
         signals.missing_words = 1.0 - words_seen.len() as f32 / question_words.len() as f32;
     }
-    let searchable: Vec<String> = passages.iter().map(searchable_text).collect();
+    let searchable: Vec<String> = passages
+        .iter()
+        .map(|passage| searchable_text(&passage.chunk))
+        .collect();
     let mentioned = |term: &str| searchable.iter().any(|text| text.contains(term));
     if !terms.is_empty() {
         let missing = terms.iter().filter(|term| !mentioned(term)).count();
         signals.missing_terms = missing as f32 / terms.len() as f32;
     }
-    // A quoted name is mentioned when its key terms are, however the passage joins them
-    // (「共同調達・共同利用」 against 「共同調達や共同利用」).
     let missing_names: Vec<String> = names(question)
         .into_iter()
-        .filter(|name| {
-            let terms = key_terms(&name.text);
-            let mentioned_apart =
-                name.quoted && !terms.is_empty() && terms.iter().all(|term| mentioned(term));
-            !mentioned(&squeeze(&name.text)) && !mentioned_apart
-        })
+        .filter(|name| !name.mentioned_in(&searchable))
         .map(|name| name.text)
         .collect();
     let missing_amount =
@@ -162,6 +158,32 @@ pub fn assess(
             && confidence >= min_confidence,
         missing_names,
         missing_amount,
+    }
+}
+
+impl Assessment {
+    /// Names that the passages' own documents mention elsewhere (on their cover, in the heading
+    /// of the section a passage belongs to: 「兵庫県」 on 兵庫県's report, not in its passages) are
+    /// not missing. `documents` are the chunks of those documents.
+    pub fn find_names_in(
+        &mut self,
+        question: &str,
+        documents: &[StoredChunk],
+        min_confidence: f32,
+    ) {
+        if self.missing_names.is_empty() || documents.is_empty() {
+            return;
+        }
+        let texts: Vec<String> = documents.iter().map(searchable_text).collect();
+        let named = names(&normalize_query(question));
+        self.missing_names.retain(|missing| {
+            !named
+                .iter()
+                .any(|name| &name.text == missing && name.mentioned_in(&texts))
+        });
+        self.answerable = self.missing_names.is_empty()
+            && !self.missing_amount
+            && self.confidence >= min_confidence;
     }
 }
 
@@ -213,9 +235,8 @@ fn windows(passage: &ScoredChunk) -> Vec<Window> {
     windows
 }
 
-/// A passage's title, headings and text, without whitespace: what a term must appear in.
-fn searchable_text(passage: &ScoredChunk) -> String {
-    let chunk = &passage.chunk;
+/// A chunk's title, headings and text, without whitespace: what a term must appear in.
+fn searchable_text(chunk: &StoredChunk) -> String {
     let mut text = squeeze(&chunk.document.title);
     for heading in &chunk.heading_path {
         text.push_str(&squeeze(heading));
@@ -271,6 +292,51 @@ struct Name {
     text: String,
     /// Written in 「」 in the question (a programme, a document, a term of art).
     quoted: bool,
+}
+
+impl Name {
+    /// Whether one of `texts` (without whitespace) mentions this name: as written; a quoted name
+    /// also when all its key terms are there, however the text joins them (「共同調達・共同利用」
+    /// against 「共同調達や共同利用」); an era year also in its other forms (「令和7年度」 as
+    /// 「令和7年」, 「R7」 or 「2025年」).
+    fn mentioned_in(&self, texts: &[String]) -> bool {
+        let mentioned = |term: &str| texts.iter().any(|text| text.contains(term));
+        if mentioned(&squeeze(&self.text)) {
+            return true;
+        }
+        if self.quoted {
+            let terms = key_terms(&self.text);
+            return !terms.is_empty() && terms.iter().all(|term| mentioned(term));
+        }
+        era_year_forms(&self.text).is_some_and(|(written, letter, western)| {
+            mentioned(&written)
+                || mentioned(&western)
+                || texts.iter().any(|text| letter.is_match(text))
+        })
+    }
+}
+
+/// The other forms of an era year (「令和7年度」, 「平成元年」): 「令和7年」, a pattern for 「R7」
+/// (not inside a longer code such as 「R75」 or 「AR7」), and 「2025年」.
+fn era_year_forms(name: &str) -> Option<(String, Regex, String)> {
+    static ERA_YEAR: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^(令和|平成)([0-9]{1,2}|元)年度?$").expect("valid regex"));
+    let found = ERA_YEAR.captures(name)?;
+    let (era, letter, first_year) = match &found[1] {
+        "令和" => ("令和", 'R', 2019),
+        _ => ("平成", 'H', 1989),
+    };
+    let year: u32 = if &found[2] == "元" {
+        1
+    } else {
+        found[2].parse().ok()?
+    };
+    let letter_form = Regex::new(&format!(r"(?:^|[^A-Za-z0-9]){letter}{year}(?:[^0-9]|$)")).ok()?;
+    Some((
+        format!("{era}{}年", &found[2]),
+        letter_form,
+        format!("{}年", first_year + year - 1),
+    ))
 }
 
 /// The things a question names that an answer must be about: places ending in 都道府県市区町村
@@ -354,5 +420,57 @@ mod tests {
 
     fn names_of(question: &str) -> Vec<String> {
         names(question).into_iter().map(|name| name.text).collect()
+    }
+
+    fn name(text: &str) -> Name {
+        Name {
+            text: text.to_owned(),
+            quoted: false,
+        }
+    }
+
+    #[test]
+    fn an_era_year_is_mentioned_in_any_of_its_forms() {
+        let mentions = |year: &str, text: &str| name(year).mentioned_in(&[squeeze(text)]);
+        assert!(mentions(
+            "令和7年度",
+            "県職員を「DX推進ディレクター」（R7 は 5 名）として配置"
+        ));
+        assert!(mentions("令和7年度", "令和7年4月から"));
+        assert!(mentions("令和7年度", "2025年度の実績"));
+        assert!(mentions("平成元年", "H1の記録"));
+        assert!(mentions("平成30年度", "2018年"));
+        assert!(!mentions("平成30年度", "1989年"), "平成30年 is 2018");
+        assert!(!mentions("令和7年度", "R75の型番とAR7と令和6年度"));
+        assert!(!mentions("令和7年度", "2024年"));
+    }
+
+    #[test]
+    fn a_name_the_passages_own_documents_mention_is_not_missing() {
+        let words = crate::embed::Bm25Encoder::new().unwrap();
+        let question = "兵庫県のDX推進リエゾンは、情報提供に主に何のツールを使っていますか";
+        let best = super::super::tests::passage(
+            "hyogo-report",
+            "DX推進リエゾンは主にLoGoチャットを活用して情報提供を実施している。",
+            1.0,
+        );
+        let mut assessment = assess(question, std::slice::from_ref(&best), &words, None, 0.5);
+        assert_eq!(assessment.missing_names, ["兵庫県"]);
+        assert!(!assessment.answerable);
+        assert!(assessment.confidence >= 0.5, "{assessment:?}");
+
+        let elsewhere = |text: &str| {
+            let mut chunk = best.chunk.clone();
+            chunk.ordinal = 7;
+            chunk.text = text.to_owned();
+            chunk
+        };
+        let mut unchanged = assessment.clone();
+        unchanged.find_names_in(question, &[elsewhere("和歌山県の取組")], 0.5);
+        assert_eq!(unchanged, assessment, "a document that does not mention it");
+
+        assessment.find_names_in(question, &[elsewhere("(取りまとめ) 兵庫県 企画部")], 0.5);
+        assert!(assessment.missing_names.is_empty());
+        assert!(assessment.answerable);
     }
 }

@@ -421,7 +421,7 @@ mod tests {
     use super::*;
     use crate::store::{DocumentMeta, StoredChunk};
 
-    fn passage(doc_id: &str, text: &str, score: f32) -> ScoredChunk {
+    pub(super) fn passage(doc_id: &str, text: &str, score: f32) -> ScoredChunk {
         ScoredChunk {
             chunk: StoredChunk {
                 document: DocumentMeta {
