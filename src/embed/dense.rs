@@ -383,7 +383,8 @@ impl DenseEncoder {
         let threads = options.query_threads.max(1);
         let queries = Pool::new(options.query_instances, options.max_queue, {
             let shared = shared.clone();
-            move || Ok(shared.instance(threads)?)
+            // Several query instances share the cores: a thread waiting for work must not spin.
+            move || Ok(shared.instance(threads, false)?)
         });
         // Every query instance now, so that the first searches do not wait for a model.
         queries.preload()?;
@@ -396,7 +397,8 @@ impl DenseEncoder {
             queries,
             passages: Background::spawn(
                 Pool::new(1, options.max_queue, move || {
-                    Ok(shared.instance(passage_threads)?)
+                    // As fastembed's sessions do; at its lower priority, spinning yields to queries.
+                    Ok(shared.instance(passage_threads, true)?)
                 }),
                 options.passage_nice,
                 options.max_queue,

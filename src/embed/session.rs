@@ -110,8 +110,9 @@ impl SharedModel {
             .map_err(|e| format!("tokenization failed: {e}"))
     }
 
-    /// A new session of the model with `threads` intra-op threads.
-    pub fn instance(&self, threads: usize) -> Result<ModelInstance, LoadError> {
+    /// A new session of the model with `threads` intra-op threads, which wait for work by
+    /// spinning when `spin` (quicker to resume, but a core kept busy meanwhile).
+    pub fn instance(&self, threads: usize, spin: bool) -> Result<ModelInstance, LoadError> {
         let failed = |message: String| LoadError::Session {
             dir: self.paths.model_dir.clone(),
             message,
@@ -122,8 +123,7 @@ impl SharedModel {
             .map_err(|e| failed(e.to_string()))?
             .with_intra_threads(threads)
             .map_err(|e| failed(e.to_string()))?
-            // Several instances share the cores: a thread waiting for work must not spin on one.
-            .with_intra_op_spinning(false)
+            .with_intra_op_spinning(spin)
             .map_err(|e| failed(e.to_string()))?
             .commit_from_file(self.paths.model_dir.join(MODEL_FILE))
             .map_err(|e| failed(e.to_string()))?;
