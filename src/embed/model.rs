@@ -74,7 +74,9 @@ pub enum LoadError {
 
 /// Loads ONNX Runtime from `paths.ort_dylib` and the model from `paths.model_dir` into fastembed
 /// (mean pooling, vectors L2-normalised, inputs truncated to [`MAX_TOKENS`] tokens). Prefix
-/// queries with `"query: "` and passages with `"passage: "`.
+/// queries with `"query: "` and passages with `"passage: "`. The service embeds with its own
+/// sessions ([`crate::embed::DenseEncoder`]); this is the reference their vectors are checked
+/// against, and a plain embedder for scripts.
 ///
 /// The first call in a process decides which ONNX Runtime library is loaded; later calls reuse
 /// it. `TextEmbedding::embed` takes `&mut self`: use one instance per worker thread, or a lock.

@@ -58,7 +58,8 @@ impl SharedModel {
         let mut tokenizer = SharedTokenizer::parse(&files.tokenizer_file)
             .map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
         // As fastembed's `load_tokenizer`: truncation at the model's limit, and the special
-        // tokens of special_tokens_map.json added as special. A single text needs no padding.
+        // tokens of special_tokens_map.json added as special. Batches are padded when they are
+        // run (`ModelInstance::embed_batch`).
         let config: serde_json::Value = serde_json::from_slice(&files.tokenizer_config_file)
             .map_err(|e| invalid(format!("tokenizer_config.json: {e}")))?;
         let model_max = config["model_max_length"]
