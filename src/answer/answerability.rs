@@ -297,8 +297,8 @@ struct Name {
 impl Name {
     /// Whether one of `texts` (without whitespace) mentions this name: as written; a quoted name
     /// also when all its key terms are there, however the text joins them (「共同調達・共同利用」
-    /// against 「共同調達や共同利用」); an era year also in its other forms (「令和7年度」 as
-    /// 「令和7年」, 「R7」 or 「2025年」).
+    /// against 「共同調達や共同利用」); a year also in its other forms (「令和7年度」 as
+    /// 「令和7年」, 「R7」 or 「2025年」, and 「2025年度」 as 「令和7年」 or 「R7」).
     fn mentioned_in(&self, texts: &[String]) -> bool {
         let mentioned = |term: &str| texts.iter().any(|text| text.contains(term));
         if mentioned(&squeeze(&self.text)) {
@@ -308,35 +308,45 @@ impl Name {
             let terms = key_terms(&self.text);
             return !terms.is_empty() && terms.iter().all(|term| mentioned(term));
         }
-        era_year_forms(&self.text).is_some_and(|(written, letter, western)| {
-            mentioned(&written)
-                || mentioned(&western)
-                || texts.iter().any(|text| letter.is_match(text))
+        year_forms(&self.text).is_some_and(|(era, letter, western)| {
+            mentioned(&era) || mentioned(&western) || texts.iter().any(|text| letter.is_match(text))
         })
     }
 }
 
-/// The other forms of an era year (「令和7年度」, 「平成元年」): 「令和7年」, a pattern for 「R7」
-/// (not inside a longer code such as 「R75」 or 「AR7」), and 「2025年」.
-fn era_year_forms(name: &str) -> Option<(String, Regex, String)> {
-    static ERA_YEAR: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^(令和|平成)([0-9]{1,2}|元)年度?$").expect("valid regex"));
-    let found = ERA_YEAR.captures(name)?;
-    let (era, letter, first_year) = match &found[1] {
-        "令和" => ("令和", 'R', 2019),
-        _ => ("平成", 'H', 1989),
+/// The forms of a year the question names as an era year (「令和7年度」, 「平成元年」) or a
+/// Western one (「2025年度」): 「令和7年」, a pattern for 「R7」 (not inside a longer code such as
+/// 「R75」 or 「AR7」), and 「2025年」. `None` for a year outside 平成 and 令和 or no year at all.
+fn year_forms(name: &str) -> Option<(String, Regex, String)> {
+    static YEAR: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:(令和|平成)([0-9]{1,2}|元)|([0-9]{4}))年度?$").expect("valid regex")
+    });
+    let found = YEAR.captures(name)?;
+    let western: u32 = match (found.get(1), found.get(2), found.get(3)) {
+        (Some(era), Some(year), _) => {
+            let year: u32 = if year.as_str() == "元" {
+                1
+            } else {
+                year.as_str().parse().ok()?
+            };
+            let first = if era.as_str() == "令和" { 2019 } else { 1989 };
+            (first + year).checked_sub(1)?
+        }
+        (_, _, Some(year)) => year.as_str().parse().ok()?,
+        _ => return None,
     };
-    let year: u32 = if &found[2] == "元" {
-        1
-    } else {
-        found[2].parse().ok()?
+    let (era, letter, year) = match western {
+        2019.. => ("令和", 'R', western - 2018),
+        1989..=2018 => ("平成", 'H', western - 1988),
+        _ => return None,
     };
     let letter_form = Regex::new(&format!(r"(?:^|[^A-Za-z0-9]){letter}{year}(?:[^0-9]|$)")).ok()?;
-    Some((
-        format!("{era}{}年", &found[2]),
-        letter_form,
-        format!("{}年", first_year + year - 1),
-    ))
+    let era_form = if year == 1 {
+        format!("{era}元年")
+    } else {
+        format!("{era}{year}年")
+    };
+    Some((era_form, letter_form, format!("{western}年")))
 }
 
 /// The things a question names that an answer must be about: places ending in 都道府県市区町村
@@ -430,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn an_era_year_is_mentioned_in_any_of_its_forms() {
+    fn a_year_is_mentioned_in_any_of_its_forms() {
         let mentions = |year: &str, text: &str| name(year).mentioned_in(&[squeeze(text)]);
         assert!(mentions(
             "令和7年度",
@@ -443,6 +453,11 @@ mod tests {
         assert!(!mentions("平成30年度", "1989年"), "平成30年 is 2018");
         assert!(!mentions("令和7年度", "R75の型番とAR7と令和6年度"));
         assert!(!mentions("令和7年度", "2024年"));
+        assert!(mentions("2025年度", "令和7年度の計画"));
+        assert!(mentions("2025年度", "（R7）"));
+        assert!(mentions("2019年", "令和元年"));
+        assert!(!mentions("2025年度", "令和6年度とR6"));
+        assert!(!mentions("1980年", "昭和55年"), "no era before 平成");
     }
 
     #[test]
