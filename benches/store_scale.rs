@@ -5,6 +5,7 @@
 //! cargo bench --bench store_scale                        # embedded store only
 //! QDRANT_URL=http://127.0.0.1:6334 cargo bench --bench store_scale
 //! STORE_SCALE_CHUNKS=100000 STORE_SCALE_QUERIES=300 cargo bench --bench store_scale
+//! STORE_SCALE_EDGE=0 QDRANT_URL=http://127.0.0.1:6334 cargo bench --bench store_scale  # Qdrant only
 //! ```
 //!
 //! For each backend it prints, at 10 000, 100 000, … chunks and at the total, the write rate of
@@ -264,20 +265,21 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let edge = match EdgeStore::open(&dir.path().join("edge"), DIM) {
-        Ok(store) => store,
-        Err(error) => {
+    // `STORE_SCALE_EDGE=0` skips the embedded store (and the migration), for a Qdrant run alone.
+    let edge = (env_number("STORE_SCALE_EDGE", 1) != 0).then(|| {
+        let edge_dir = dir.path().join("edge");
+        let edge = EdgeStore::open(&edge_dir, DIM).unwrap_or_else(|error| {
             eprintln!("{error}");
             std::process::exit(1);
-        }
-    };
-    let edge_dir = dir.path().join("edge");
-    let write = write_and_measure("edge", &edge, chunks, queries, Some(&edge_dir));
-    println!(
-        "  edge: {chunks} chunks in {:.1} s ({:.0} chunks/s)",
-        write.as_secs_f64(),
-        chunks as f64 / write.as_secs_f64()
-    );
+        });
+        let write = write_and_measure("edge", &edge, chunks, queries, Some(&edge_dir));
+        println!(
+            "  edge: {chunks} chunks in {:.1} s ({:.0} chunks/s)",
+            write.as_secs_f64(),
+            chunks as f64 / write.as_secs_f64()
+        );
+        edge
+    });
 
     let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
         println!("qdrant: skipped: QDRANT_URL not set");
@@ -307,6 +309,17 @@ fn main() {
         chunks as f64 / write.as_secs_f64()
     );
 
+    let drop_collections = |stores: &[&QdrantStore]| {
+        for store in stores {
+            if let Err(error) = store.drop_collection() {
+                eprintln!("cannot drop {}: {error}", store.collection());
+            }
+        }
+    };
+    let Some(edge) = edge else {
+        drop_collections(&[&qdrant]);
+        return;
+    };
     let target = open("hikitsugi-bench-migrate");
     let state = dir.path().join("migrate-state.json");
     match migrate(
@@ -328,9 +341,5 @@ fn main() {
             std::process::exit(1);
         }
     }
-    for store in [&qdrant, &target] {
-        if let Err(error) = store.drop_collection() {
-            eprintln!("cannot drop {}: {error}", store.collection());
-        }
-    }
+    drop_collections(&[&qdrant, &target]);
 }
