@@ -53,17 +53,18 @@ fn an_empty_cache_directory_asks_for_setup() {
     assert!(err.to_string().contains("hikitsugi setup"), "{err}");
 }
 
-/// Query instances tokenise with one shared tokenizer and run their own ONNX Runtime sessions
-/// (src/embed/session.rs); their vectors must be fastembed's, or queries would drift from the
-/// passages fastembed embeds.
-#[test]
-fn query_vectors_equal_fastembed_vectors() {
+/// The service's dense encoder (`query_instances` query instances, passages in batches of
+/// `batch_size`, one thread each) and fastembed's own embedder of the same model.
+fn ours_and_fastembeds(
+    query_instances: usize,
+    batch_size: usize,
+) -> (DenseEncoder, fastembed::TextEmbedding) {
     let cache_dir = default_cache_dir().expect("a cache directory");
     let paths = ensure_model(&cache_dir, &|line| eprintln!("setup: {line}")).expect("model set up");
     let options = DenseOptions {
-        query_instances: 2,
+        query_instances,
         query_threads: 1,
-        batch_size: 16,
+        batch_size,
         max_queue: 4,
         passage_threads: Some(1),
         passage_nice: 0,
@@ -71,7 +72,23 @@ fn query_vectors_equal_fastembed_vectors() {
         query_cache: 0,
     };
     let encoder = DenseEncoder::load(&paths, &options).expect("encoder loaded");
-    let mut fastembed = load_embedder(&paths, Some(1)).expect("model loaded");
+    let fastembed = load_embedder(&paths, Some(1)).expect("model loaded");
+    (encoder, fastembed)
+}
+
+fn largest_difference(ours: &[f32], theirs: &[f32]) -> f32 {
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// Query instances tokenise with one shared tokenizer and run their own ONNX Runtime sessions
+/// (src/embed/session.rs); their vectors must be fastembed's, or queries would drift from the
+/// passages fastembed embeds.
+#[test]
+fn query_vectors_equal_fastembed_vectors() {
+    let (encoder, mut fastembed) = ours_and_fastembeds(2, 16);
     let long = "伴走支援の体制を整備し、市町村のDXを推進する。".repeat(60);
     for text in [
         "山梨県の伴走支援の体制",
@@ -85,11 +102,7 @@ fn query_vectors_equal_fastembed_vectors() {
             .expect("fastembed embedded")
             .remove(0);
         assert_eq!(ours.len(), theirs.len());
-        let largest = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let largest = largest_difference(&ours, &theirs);
         assert!(largest < 1e-5, "{text:.20}: largest difference {largest}");
     }
 }
@@ -99,20 +112,7 @@ fn query_vectors_equal_fastembed_vectors() {
 /// batches that pad.
 #[test]
 fn passage_vectors_equal_fastembed_vectors() {
-    let cache_dir = default_cache_dir().expect("a cache directory");
-    let paths = ensure_model(&cache_dir, &|line| eprintln!("setup: {line}")).expect("model set up");
-    let options = DenseOptions {
-        query_instances: 1,
-        query_threads: 1,
-        batch_size: 4,
-        max_queue: 4,
-        passage_threads: Some(1),
-        passage_nice: 0,
-        passage_unload_after: None,
-        query_cache: 0,
-    };
-    let encoder = DenseEncoder::load(&paths, &options).expect("encoder loaded");
-    let mut fastembed = load_embedder(&paths, Some(1)).expect("model loaded");
+    let (encoder, mut fastembed) = ours_and_fastembeds(1, 4);
     let sentence = "市町村のDX推進に向けて、県は伴走支援の体制を整備した。";
     let passages: Vec<String> = (1..=10)
         .map(|n| sentence.repeat(n * n))
@@ -132,11 +132,7 @@ fn passage_vectors_equal_fastembed_vectors() {
         .expect("fastembed embedded");
     assert_eq!(ours.len(), passages.len());
     for ((text, ours), theirs) in passages.iter().zip(&ours).zip(&theirs) {
-        let largest = ours
-            .iter()
-            .zip(theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let largest = largest_difference(ours, theirs);
         assert!(largest < 1e-5, "{text:.20}: largest difference {largest}");
     }
 }

@@ -148,17 +148,15 @@ pub fn assess(
         .collect();
     let missing_amount =
         super::asks_for_money(question) && !searchable.iter().any(|text| super::states_money(text));
-    let confidence = confidence(&signals);
-    Assessment {
+    let mut assessment = Assessment {
+        confidence: confidence(&signals),
         signals,
-        confidence,
-        answerable: !passages.is_empty()
-            && missing_names.is_empty()
-            && !missing_amount
-            && confidence >= min_confidence,
         missing_names,
         missing_amount,
-    }
+        answerable: false,
+    };
+    assessment.decide(!passages.is_empty(), min_confidence);
+    assessment
 }
 
 impl Assessment {
@@ -181,7 +179,13 @@ impl Assessment {
                 .iter()
                 .any(|name| &name.text == missing && name.mentioned_in(&texts))
         });
-        self.answerable = self.missing_names.is_empty()
+        // Documents were read, so there were passages.
+        self.decide(true, min_confidence);
+    }
+
+    fn decide(&mut self, has_passages: bool, min_confidence: f32) {
+        self.answerable = has_passages
+            && self.missing_names.is_empty()
             && !self.missing_amount
             && self.confidence >= min_confidence;
     }
