@@ -62,13 +62,13 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
 
-def fit(rows: list, l2: float = 0.01, steps: int = 4000, rate: float = 0.5) -> list:
-    xs = [features(row) for row in rows]
+def fit(rows: list, l2: float = 0.01, steps: int = 4000, rate: float = 0.5, featurize=features) -> list:
+    xs = [featurize(row) for row in rows]
     ys = [1.0 if row["answerable"] else 0.0 for row in rows]
     positives = sum(ys)
     negatives = len(ys) - positives
     sample_weights = [0.5 / positives if y else 0.5 / negatives for y in ys]
-    weights = [0.0] * (len(FEATURES) + 1)
+    weights = [0.0] * (len(xs[0]) + 1)
     for _ in range(steps):
         gradient = [0.0] * len(weights)
         for x, y, w in zip(xs, ys, sample_weights):

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Probes whether dense similarities would help the answerability decision, before any Rust.
+
+For every question of a set it picks the three contexts with the most IDF-weighted character
+bigrams in common with the question (a stand-in for the service's retrieval), splits them into
+sentences, and embeds the question and those sentences with the model `hikitsugi setup` made:
+`sentence_dense` is the best question-sentence cosine, `passage_dense` the question's cosine to
+the best context. It prints each signal's AUC (answerable against unanswerable) beside the
+lexical `passage_coverage` the service computed, then fits the logistic model of fit.py on the
+"fit" questions of the removal sets, with and without the two dense signals, and prints abstain
+/ false_abstain on the "check" questions and on the seed set.
+
+Run with the Python environment `hikitsugi setup` made (onnxruntime, tokenizers, numpy), after
+tests/answerability/run.sh:
+
+    ~/.cache/hikitsugi/venv/bin/python tests/answerability/dense_probe.py target/answerability
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from fit import FEATURES, fit, outcomes, ruled_out, sigmoid
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent.parent.parent / "shared"
+CACHE = Path(os.environ.get("HIKITSUGI_CACHE_DIR") or Path.home() / ".cache" / "hikitsugi")
+MODEL = CACHE / "models" / "multilingual-e5-small-q4"
+SETS = ["seed", "jsquad", "jaquad", "lawqa"]
+TOP_CONTEXTS = 3
+MAX_SENTENCES = 40
+
+
+class Encoder:
+    def __init__(self, model_dir: Path):
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.cache = {}
+
+    def __call__(self, texts: list) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        for start in range(0, len(todo), 16):
+            batch = todo[start : start + 16]
+            encodings = [self.tokenizer.encode(t) for t in batch]
+            width = min(512, max(len(e.ids) for e in encodings))
+            ids = np.ones((len(batch), width), np.int64)
+            mask = np.zeros_like(ids)
+            for row, e in enumerate(encodings):
+                n = min(width, len(e.ids))
+                ids[row, :n] = e.ids[:n]
+                mask[row, :n] = 1
+            (hidden,) = self.session.run(
+                ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )
+            pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            self.cache.update(zip(batch, pooled))
+        return np.array([self.cache[t] for t in texts])
+
+
+def normalized(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def bigrams(text: str) -> collections.Counter:
+    text = re.sub(r"\s+", "", normalized(text))
+    return collections.Counter(text[i : i + 2] for i in range(len(text) - 1))
+
+
+def sentences(text: str) -> list:
+    parts = (part.strip() for part in re.split(r"(?<=[。！？!?])|\n", normalized(text)))
+    return [part for part in parts if len(part) >= 8 and not part.startswith("#")]
+
+
+def auc(positive: list, negative: list) -> float:
+    if not positive or not negative:
+        return float("nan")
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positive for n in negative)
+    return wins / (len(positive) * len(negative))
+
+
+def load_set(name: str) -> tuple:
+    if name == "seed":
+        contexts = []
+        for path in sorted((SHARED / "corpus" / "text").glob("*.txt")):
+            chunk = ""
+            for paragraph in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
+                if chunk and len(chunk) + len(paragraph) > 500:
+                    contexts.append(chunk)
+                    chunk = ""
+                chunk += paragraph + "\n"
+            if chunk.strip():
+                contexts.append(chunk)
+        questions_path = SHARED / "eval" / "seed" / "questions.jsonl"
+    else:
+        contexts = [json.loads(line)["text"] for line in (ROOT / name / "contexts.jsonl").open(encoding="utf-8")]
+        questions_path = ROOT / name / "questions.jsonl"
+    questions = [json.loads(line) for line in questions_path.open(encoding="utf-8")]
+    return contexts, questions
+
+
+def probe(name: str, encode: Encoder, outcome_by_id: dict) -> list:
+    contexts, questions = load_set(name)
+    context_bigrams = [bigrams(c) for c in contexts]
+    document_frequency = collections.Counter()
+    for counts in context_bigrams:
+        document_frequency.update(counts.keys())
+    idf = {g: math.log(len(contexts) / n) for g, n in document_frequency.items()}
+    rows = []
+    for question in questions:
+        outcome = outcome_by_id.get(question["id"])
+        if outcome is None:
+            continue
+        wanted = bigrams(question["question"])
+        ranked = sorted(range(len(contexts)), key=lambda i: -sum(idf[g] for g in wanted if g in context_bigrams[i]))
+        top = ranked[:TOP_CONTEXTS]
+        candidates = [s for i in top for s in sentences(contexts[i])][:MAX_SENTENCES]
+        if not candidates:
+            continue
+        query = encode(["query: " + question["question"]])[0]
+        sentence_dense = float((encode(["passage: " + s for s in candidates]) @ query).max())
+        passage_dense = float(encode(["passage: " + contexts[top[0]][:1000]])[0] @ query)
+        rows.append({
+            "set": name,
+            "split": question.get("split", "check"),
+            "answerable": outcome["answerable"],
+            "dense": [sentence_dense * 10 - 8, passage_dense * 10 - 8],
+            "outcome": outcome,
+        })
+    positive = [r for r in rows if r["answerable"]]
+    negative = [r for r in rows if not r["answerable"]]
+    lexical = lambda r: r["outcome"]["assessment"]["signals"]["passage_coverage"]  # noqa: E731
+    print(
+        f"{name}: {len(positive)} answerable, {len(negative)} not; AUC "
+        f"sentence_dense {auc([r['dense'][0] for r in positive], [r['dense'][0] for r in negative]):.3f}, "
+        f"passage_dense {auc([r['dense'][1] for r in positive], [r['dense'][1] for r in negative]):.3f}, "
+        f"passage_coverage {auc([lexical(r) for r in positive], [lexical(r) for r in negative]):.3f}",
+        flush=True,
+    )
+    return rows
+
+
+def features(row: dict, dense: bool) -> list:
+    signals = row["outcome"]["assessment"]["signals"]
+    values = [float(signals.get(name, 0.0)) for name in FEATURES]
+    return values + row["dense"] if dense else values
+
+
+def rates(rows: list, weights: list, dense: bool, threshold: float) -> str:
+    def answers(row):
+        z = weights[0] + sum(w * x for w, x in zip(weights[1:], features(row, dense)))
+        return not ruled_out(row["outcome"]) and sigmoid(z) >= threshold
+
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    abstain = sum(not answers(r) for r in unanswerable) / max(1, len(unanswerable))
+    false_abstain = sum(not answers(r) for r in answerable) / max(1, len(answerable))
+    return f"{abstain:.2f} / {false_abstain:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="where tests/answerability/run.sh wrote the outcomes")
+    args = parser.parse_args()
+    encode = Encoder(MODEL)
+    rows = []
+    for name in SETS:
+        outcome_by_id = {row["id"]: row for row in outcomes(args.out_dir / f"{name}.jsonl")}
+        rows += probe(name, encode, outcome_by_id)
+    fitted_on = [r for r in rows if r["set"] != "seed" and r["split"] == "fit"]
+    for dense in (False, True):
+        weights = fit(fitted_on, featurize=lambda row, dense=dense: features(row, dense))
+        print(f"\n{'lexical and dense' if dense else 'lexical only'}: weights {[round(w, 2) for w in weights]}")
+        for threshold in (0.4, 0.5, 0.6):
+            cells = []
+            for name in SETS:
+                part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
+                cells.append(f"{name} {rates(part, weights, dense, threshold)}")
+            print(f"  threshold {threshold}: " + ", ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
