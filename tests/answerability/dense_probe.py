@@ -13,7 +13,7 @@ lexical `passage_coverage` the service computed, then fits the logistic model of
 Run with the Python environment `hikitsugi setup` made (onnxruntime, tokenizers, numpy), after
 tests/answerability/run.sh:
 
-    ~/.cache/hikitsugi/venv/bin/python tests/answerability/dense_probe.py target/answerability
+    ~/.cache/hikitsugi/venv/bin/python tests/answerability/dense_probe.py target/answerability [--sets seed,lawqa]
 """
 
 import argparse
@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from fit import FEATURES, fit, outcomes, ruled_out, sigmoid
+from fit import features, fit, outcomes, rates
 
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent.parent / "shared"
@@ -131,63 +131,50 @@ def probe(name: str, encode: Encoder, outcome_by_id: dict) -> list:
         query = encode(["query: " + question["question"]])[0]
         sentence_dense = float((encode(["passage: " + s for s in candidates]) @ query).max())
         passage_dense = float(encode(["passage: " + contexts[top[0]][:1000]])[0] @ query)
-        rows.append({
-            "set": name,
-            "split": question.get("split", "check"),
-            "answerable": outcome["answerable"],
-            "dense": [sentence_dense * 10 - 8, passage_dense * 10 - 8],
-            "outcome": outcome,
-        })
+        # E5 cosines sit in a narrow band (about 0.7–0.9): scaled to about −1…1, the range of the
+        # other signals, so that fit.py's plain gradient descent fits them in as many steps.
+        rows.append(dict(outcome, set=name, split=question.get("split", "check"),
+                         dense=[sentence_dense * 10 - 8, passage_dense * 10 - 8]))
     positive = [r for r in rows if r["answerable"]]
     negative = [r for r in rows if not r["answerable"]]
-    lexical = lambda r: r["outcome"]["assessment"]["signals"]["passage_coverage"]  # noqa: E731
     print(
         f"{name}: {len(positive)} answerable, {len(negative)} not; AUC "
         f"sentence_dense {auc([r['dense'][0] for r in positive], [r['dense'][0] for r in negative]):.3f}, "
         f"passage_dense {auc([r['dense'][1] for r in positive], [r['dense'][1] for r in negative]):.3f}, "
-        f"passage_coverage {auc([lexical(r) for r in positive], [lexical(r) for r in negative]):.3f}",
+        f"passage_coverage {auc([coverage(r) for r in positive], [coverage(r) for r in negative]):.3f}",
         flush=True,
     )
     return rows
 
 
-def features(row: dict, dense: bool) -> list:
-    signals = row["outcome"]["assessment"]["signals"]
-    values = [float(signals.get(name, 0.0)) for name in FEATURES]
-    return values + row["dense"] if dense else values
+def coverage(row: dict) -> float:
+    return row["assessment"]["signals"]["passage_coverage"]
 
 
-def rates(rows: list, weights: list, dense: bool, threshold: float) -> str:
-    def answers(row):
-        z = weights[0] + sum(w * x for w, x in zip(weights[1:], features(row, dense)))
-        return not ruled_out(row["outcome"]) and sigmoid(z) >= threshold
-
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    abstain = sum(not answers(r) for r in unanswerable) / max(1, len(unanswerable))
-    false_abstain = sum(not answers(r) for r in answerable) / max(1, len(answerable))
-    return f"{abstain:.2f} / {false_abstain:.2f}"
+def with_dense(row: dict) -> list:
+    return features(row) + row["dense"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="where tests/answerability/run.sh wrote the outcomes")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
     args = parser.parse_args()
+    sets = args.sets.split(",")
     encode = Encoder(MODEL)
     rows = []
-    for name in SETS:
+    for name in sets:
         outcome_by_id = {row["id"]: row for row in outcomes(args.out_dir / f"{name}.jsonl")}
         rows += probe(name, encode, outcome_by_id)
     fitted_on = [r for r in rows if r["set"] != "seed" and r["split"] == "fit"]
-    for dense in (False, True):
-        weights = fit(fitted_on, featurize=lambda row, dense=dense: features(row, dense))
-        print(f"\n{'lexical and dense' if dense else 'lexical only'}: weights {[round(w, 2) for w in weights]}")
+    for label, featurize in (("lexical only", features), ("lexical and dense", with_dense)):
+        weights = fit(fitted_on, featurize=featurize)
+        print(f"\n{label}: weights {[round(w, 2) for w in weights]}")
         for threshold in (0.4, 0.5, 0.6):
-            cells = []
-            for name in SETS:
+            print(f"  threshold {threshold}:")
+            for name in sets:
                 part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
-                cells.append(f"{name} {rates(part, weights, dense, threshold)}")
-            print(f"  threshold {threshold}: " + ", ".join(cells))
+                print(f"    {name:8} {rates(part, weights, threshold, featurize)}")
 
 
 if __name__ == "__main__":

@@ -83,16 +83,16 @@ def fit(rows: list, l2: float = 0.01, steps: int = 4000, rate: float = 0.5, feat
     return weights
 
 
-def decide(row: dict, weights: list, threshold: float) -> bool:
-    z = weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], features(row)))
+def decide(row: dict, weights: list, threshold: float, featurize=features) -> bool:
+    z = weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], featurize(row)))
     return not ruled_out(row) and sigmoid(z) >= threshold
 
 
-def rates(rows: list, weights: list, threshold: float) -> str:
+def rates(rows: list, weights: list, threshold: float, featurize=features) -> str:
     answerable = [row for row in rows if row["answerable"]]
     unanswerable = [row for row in rows if not row["answerable"]]
-    abstain = sum(1 for row in unanswerable if not decide(row, weights, threshold))
-    false_abstain = sum(1 for row in answerable if not decide(row, weights, threshold))
+    abstain = sum(1 for row in unanswerable if not decide(row, weights, threshold, featurize))
+    false_abstain = sum(1 for row in answerable if not decide(row, weights, threshold, featurize))
     a = abstain / len(unanswerable) if unanswerable else float("nan")
     f = false_abstain / len(answerable) if answerable else float("nan")
     return f"abstain {a:.2f} ({len(unanswerable)}) · false_abstain {f:.2f} ({len(answerable)})"
