@@ -18,7 +18,6 @@ tests/answerability/run.sh:
 
 import argparse
 import collections
-import json
 import math
 import os
 import re
@@ -30,6 +29,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from fit import features, fit, outcomes, rates
+from make_sets import norm, read_jsonl
 
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent.parent / "shared"
@@ -69,17 +69,13 @@ class Encoder:
         return np.array([self.cache[t] for t in texts])
 
 
-def normalized(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
 def bigrams(text: str) -> collections.Counter:
-    text = re.sub(r"\s+", "", normalized(text))
+    text = norm(text)
     return collections.Counter(text[i : i + 2] for i in range(len(text) - 1))
 
 
 def sentences(text: str) -> list:
-    parts = (part.strip() for part in re.split(r"(?<=[。！？!?])|\n", normalized(text)))
+    parts = (part.strip() for part in re.split(r"(?<=[。！？!?])|\n", unicodedata.normalize("NFKC", text)))
     return [part for part in parts if len(part) >= 8 and not part.startswith("#")]
 
 
@@ -104,9 +100,9 @@ def load_set(name: str) -> tuple:
                 contexts.append(chunk)
         questions_path = SHARED / "eval" / "seed" / "questions.jsonl"
     else:
-        contexts = [json.loads(line)["text"] for line in (ROOT / name / "contexts.jsonl").open(encoding="utf-8")]
+        contexts = [context["text"] for context in read_jsonl(ROOT / name / "contexts.jsonl")]
         questions_path = ROOT / name / "questions.jsonl"
-    questions = [json.loads(line) for line in questions_path.open(encoding="utf-8")]
+    questions = read_jsonl(questions_path)
     return contexts, questions
 
 
