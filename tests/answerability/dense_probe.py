@@ -5,10 +5,13 @@ For every question of a set it picks the three contexts with the most IDF-weight
 bigrams in common with the question (a stand-in for the service's retrieval), splits them into
 sentences, and embeds the question and those sentences with the model `hikitsugi setup` made:
 `sentence_dense` is the best question-sentence cosine, `passage_dense` the question's cosine to
-the best context. It prints each signal's AUC (answerable against unanswerable) beside the
-lexical `passage_coverage` the service computed, then fits the logistic model of fit.py on the
-"fit" questions of the removal sets, with and without the two dense signals, and prints abstain
-/ false_abstain on the "check" questions and on the seed set.
+the best context, and `sentence_alignment` the best sentence's soft coverage of the question
+(BERTScore recall: for each of the question's tokens, its best cosine to a token of the sentence,
+averaged; it sees paraphrases that character bigrams miss). It prints each signal's AUC
+(answerable against unanswerable) beside the lexical `passage_coverage` the service computed,
+then fits the logistic model of fit.py on the "fit" questions of the removal sets, with and
+without the dense signals, and prints abstain / false_abstain on the "check" questions and on
+the seed set, and what each fit can reach at false_abstain <= 0.05 (fit.py's `ceiling`).
 
 Run with the Python environment `hikitsugi setup` made (onnxruntime, tokenizers, numpy), after
 tests/answerability/run.sh:
@@ -28,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from fit import features, fit, outcomes, rates
+from fit import ceiling, features, fit, logit, outcomes, rates
 from make_sets import norm, read_jsonl
 
 ROOT = Path(__file__).resolve().parent
@@ -47,8 +50,23 @@ class Encoder:
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.cache = {}
+        self.token_cache = {}
+        # "<s>" and the pieces of "query: " or "passage: " open every text: no part of its meaning.
+        self.prefix_tokens = {
+            prefix: len(self.tokenizer.encode(prefix).ids) - 1 for prefix in ("query: ", "passage: ")
+        }
 
     def __call__(self, texts: list) -> np.ndarray:
+        """Mean-pooled, normalised vectors of `texts` (prefixed already)."""
+        self._encode(texts)
+        return np.array([self.cache[t] for t in texts])
+
+    def tokens(self, texts: list) -> list:
+        """Each text's normalised token vectors, without the opening, the prefix and "</s>"."""
+        self._encode(texts)
+        return [self.token_cache[t].astype(np.float32) for t in texts]
+
+    def _encode(self, texts: list) -> None:
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
         for start in range(0, len(todo), 16):
             batch = todo[start : start + 16]
@@ -66,7 +84,11 @@ class Encoder:
             pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
             pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
             self.cache.update(zip(batch, pooled))
-        return np.array([self.cache[t] for t in texts])
+            for row, text in enumerate(batch):
+                skip = next(n for prefix, n in self.prefix_tokens.items() if text.startswith(prefix))
+                vectors = hidden[row, skip : int(mask[row].sum()) - 1]
+                vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                self.token_cache[text] = vectors.astype(np.float16)
 
 
 def bigrams(text: str) -> collections.Counter:
@@ -126,17 +148,23 @@ def probe(name: str, encode: Encoder, outcome_by_id: dict) -> list:
             continue
         query = encode(["query: " + question["question"]])[0]
         sentence_dense = float((encode(["passage: " + s for s in candidates]) @ query).max())
+        (question_tokens,) = encode.tokens(["query: " + question["question"]])
+        sentence_alignment = max(
+            float((question_tokens @ tokens.T).max(1).mean())
+            for tokens in encode.tokens(["passage: " + s for s in candidates])
+        )
         passage_dense = float(encode(["passage: " + contexts[top[0]][:1000]])[0] @ query)
         # E5 cosines sit in a narrow band (about 0.7–0.9): scaled to about −1…1, the range of the
         # other signals, so that fit.py's plain gradient descent fits them in as many steps.
         rows.append(dict(outcome, set=name, split=question.get("split", "check"),
-                         dense=[sentence_dense * 10 - 8, passage_dense * 10 - 8]))
+                         dense=[sentence_dense * 10 - 8, passage_dense * 10 - 8, sentence_alignment * 10 - 8]))
     positive = [r for r in rows if r["answerable"]]
     negative = [r for r in rows if not r["answerable"]]
     print(
         f"{name}: {len(positive)} answerable, {len(negative)} not; AUC "
         f"sentence_dense {auc([r['dense'][0] for r in positive], [r['dense'][0] for r in negative]):.3f}, "
         f"passage_dense {auc([r['dense'][1] for r in positive], [r['dense'][1] for r in negative]):.3f}, "
+        f"sentence_alignment {auc([r['dense'][2] for r in positive], [r['dense'][2] for r in negative]):.3f}, "
         f"passage_coverage {auc([coverage(r) for r in positive], [coverage(r) for r in negative]):.3f}",
         flush=True,
     )
@@ -171,6 +199,10 @@ def main() -> None:
             for name in sets:
                 part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
                 print(f"    {name:8} {rates(part, weights, threshold, featurize)}")
+        print("  abstain at false_abstain <= 0.05, best threshold per set (a ceiling):")
+        for name in sets:
+            part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
+            print(f"    {name:8} {ceiling(part, logit(weights, featurize)):.2f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ for every set and split, abstain / false_abstain with the weights as fitted and 
 weights the code has now (`--current BIAS W1 W2 ...`), the rules included: a question naming
 something no passage mentions, or asking for an amount none states, is never answerable.
 
+With `--ceiling` it also prints, per set, the largest abstain share that each signal alone and
+the fitted model reach while false_abstain stays at most 0.05, the threshold chosen on that set
+itself: an upper bound on what a decision made of those signals can do there.
+
 Usage: python3 tests/answerability/fit.py OUT_DIR [--threshold T] [--features A,B,...]
-       [--current BIAS W...]
+       [--current BIAS W...] [--sweep] [--ceiling]
 """
 
 import argparse
@@ -98,6 +102,54 @@ def rates(rows: list, weights: list, threshold: float, featurize=features) -> st
     return f"abstain {a:.2f} ({len(unanswerable)}) · false_abstain {f:.2f} ({len(answerable)})"
 
 
+def ceiling(rows: list, score, most_false_abstain: float = 0.05) -> float:
+    """The largest share of unanswerable questions any threshold on `score` (higher: answerable)
+    abstains on while abstaining on at most `most_false_abstain` of the answerable ones, the rules
+    included. The threshold is chosen on `rows` themselves, so this bounds what the score can do
+    on them; a threshold fitted elsewhere does no better. NaN when the rules alone exceed the
+    budget or a class is empty."""
+    answerable = [row for row in rows if row["answerable"]]
+    unanswerable = [row for row in rows if not row["answerable"]]
+    if not answerable or not unanswerable:
+        return float("nan")
+    budget = int(most_false_abstain * len(answerable)) - sum(map(ruled_out, answerable))
+    if budget < 0:
+        return float("nan")
+    scores = sorted(score(row) for row in answerable if not ruled_out(row))
+    if budget >= len(scores):
+        return 1.0
+    threshold = scores[budget]
+    abstained = sum(1 for row in unanswerable if ruled_out(row) or score(row) < threshold)
+    return abstained / len(unanswerable)
+
+
+def logit(weights: list, featurize=features):
+    return lambda row: weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], featurize(row)))
+
+
+def print_ceilings(sets: dict, fitted: list) -> None:
+    """Per set (check split, and all of the seed set), the ceiling of each signal alone (in the
+    direction the fit questions give it) and of the fitted model."""
+    training = [row for name in REMOVAL_SETS for row in sets.get(name, []) if row["split"] == "fit"]
+    scores = []
+    for index, name in enumerate(FEATURES):
+        value = lambda row, index=index: features(row)[index]
+        answerable = [value(row) for row in training if row["answerable"]]
+        unanswerable = [value(row) for row in training if not row["answerable"]]
+        mean = lambda values: sum(values) / len(values) if values else 0.0
+        sign = 1.0 if mean(answerable) >= mean(unanswerable) else -1.0
+        scores.append((name, lambda row, value=value, sign=sign: sign * value(row)))
+    scores.append(("fitted model", logit(fitted)))
+    print("\nabstain at false_abstain <= 0.05, best threshold per set (a ceiling):")
+    print("  " + "".join(f"{name:>10}" for name in sets) + "  score")
+    for label, score in scores:
+        line = ""
+        for name, rows in sets.items():
+            part = [row for row in rows if name == "seed" or row["split"] == "check"]
+            line += f"{ceiling(part, score):>10.2f}"
+        print(f"  {line}  {label}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out_dir", type=Path)
@@ -105,6 +157,8 @@ def main() -> None:
     parser.add_argument("--current", type=float, nargs="+")
     parser.add_argument("--features", help="comma-separated signal names (default: all)")
     parser.add_argument("--sweep", action="store_true", help="also print rates at other thresholds")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also print what each signal and the fit can reach at false_abstain <= 0.05")
     args = parser.parse_args()
     if args.features:
         FEATURES[:] = args.features.split(",")
@@ -143,6 +197,8 @@ def main() -> None:
                     part = [row for row in rows if row["split"] == "check"]
                     line.append(f"{name}: {rates(part, weights, threshold)}")
                 print("   " + " | ".join(line))
+    if args.ceiling:
+        print_ceilings(sets, fitted)
 
 
 if __name__ == "__main__":
