@@ -87,9 +87,13 @@ def fit(rows: list, l2: float = 0.01, steps: int = 4000, rate: float = 0.5, feat
     return weights
 
 
+def logit(weights: list, featurize=features):
+    """The model's score of a row before the sigmoid."""
+    return lambda row: weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], featurize(row)))
+
+
 def decide(row: dict, weights: list, threshold: float, featurize=features) -> bool:
-    z = weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], featurize(row)))
-    return not ruled_out(row) and sigmoid(z) >= threshold
+    return not ruled_out(row) and sigmoid(logit(weights, featurize)(row)) >= threshold
 
 
 def rates(rows: list, weights: list, threshold: float, featurize=features) -> str:
@@ -123,8 +127,8 @@ def ceiling(rows: list, score, most_false_abstain: float = 0.05) -> float:
     return abstained / len(unanswerable)
 
 
-def logit(weights: list, featurize=features):
-    return lambda row: weights[0] + sum(wi * xi for wi, xi in zip(weights[1:], featurize(row)))
+def mean(values: list) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def print_ceilings(sets: dict, fitted: list) -> None:
@@ -136,7 +140,6 @@ def print_ceilings(sets: dict, fitted: list) -> None:
         value = lambda row, index=index: features(row)[index]
         answerable = [value(row) for row in training if row["answerable"]]
         unanswerable = [value(row) for row in training if not row["answerable"]]
-        mean = lambda values: sum(values) / len(values) if values else 0.0
         sign = 1.0 if mean(answerable) >= mean(unanswerable) else -1.0
         scores.append((name, lambda row, value=value, sign=sign: sign * value(row)))
     scores.append(("fitted model", logit(fitted)))
