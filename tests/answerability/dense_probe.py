@@ -191,6 +191,9 @@ def main() -> None:
         outcome_by_id = {row["id"]: row for row in outcomes(args.out_dir / f"{name}.jsonl")}
         rows += probe(name, encode, outcome_by_id)
     fitted_on = [r for r in rows if r["set"] != "seed" and r["split"] == "fit"]
+    if not fitted_on:
+        print("\nno removal set among --sets: nothing to fit the model on")
+        return
     for label, featurize in (("lexical only", features), ("lexical and dense", with_dense)):
         weights = fit(fitted_on, featurize=featurize)
         print(f"\n{label}: weights {[round(w, 2) for w in weights]}")
