@@ -20,8 +20,6 @@ tests/answerability/run.sh:
 """
 
 import argparse
-import collections
-import math
 import os
 import re
 import unicodedata
@@ -32,13 +30,10 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from fit import ceiling, features, fit, logit, outcomes, rates
-from make_sets import norm, read_jsonl
+from standin import SETS, StandIn, auc, load_set
 
-ROOT = Path(__file__).resolve().parent
-SHARED = ROOT.parent.parent.parent / "shared"
 CACHE = Path(os.environ.get("HIKITSUGI_CACHE_DIR") or Path.home() / ".cache" / "hikitsugi")
 MODEL = CACHE / "models" / "multilingual-e5-small-q4"
-SETS = ["seed", "jsquad", "jaquad", "lawqa"]
 TOP_CONTEXTS = 3
 MAX_SENTENCES = 40
 
@@ -91,58 +86,20 @@ class Encoder:
                 self.token_cache[text] = vectors.astype(np.float16)
 
 
-def bigrams(text: str) -> collections.Counter:
-    text = norm(text)
-    return collections.Counter(text[i : i + 2] for i in range(len(text) - 1))
-
-
 def sentences(text: str) -> list:
     parts = (part.strip() for part in re.split(r"(?<=[。！？!?])|\n", unicodedata.normalize("NFKC", text)))
     return [part for part in parts if len(part) >= 8 and not part.startswith("#")]
 
 
-def auc(positive: list, negative: list) -> float:
-    if not positive or not negative:
-        return float("nan")
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positive for n in negative)
-    return wins / (len(positive) * len(negative))
-
-
-def load_set(name: str) -> tuple:
-    if name == "seed":
-        contexts = []
-        for path in sorted((SHARED / "corpus" / "text").glob("*.txt")):
-            chunk = ""
-            for paragraph in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
-                if chunk and len(chunk) + len(paragraph) > 500:
-                    contexts.append(chunk)
-                    chunk = ""
-                chunk += paragraph + "\n"
-            if chunk.strip():
-                contexts.append(chunk)
-        questions_path = SHARED / "eval" / "seed" / "questions.jsonl"
-    else:
-        contexts = [context["text"] for context in read_jsonl(ROOT / name / "contexts.jsonl")]
-        questions_path = ROOT / name / "questions.jsonl"
-    questions = read_jsonl(questions_path)
-    return contexts, questions
-
-
 def probe(name: str, encode: Encoder, outcome_by_id: dict) -> list:
     contexts, questions = load_set(name)
-    context_bigrams = [bigrams(c) for c in contexts]
-    document_frequency = collections.Counter()
-    for counts in context_bigrams:
-        document_frequency.update(counts.keys())
-    idf = {g: math.log(len(contexts) / n) for g, n in document_frequency.items()}
+    retrieve = StandIn(contexts)
     rows = []
     for question in questions:
         outcome = outcome_by_id.get(question["id"])
         if outcome is None:
             continue
-        wanted = bigrams(question["question"])
-        ranked = sorted(range(len(contexts)), key=lambda i: -sum(idf[g] for g in wanted if g in context_bigrams[i]))
-        top = ranked[:TOP_CONTEXTS]
+        top = retrieve(question["question"], TOP_CONTEXTS)
         candidates = [s for i in top for s in sentences(contexts[i])][:MAX_SENTENCES]
         if not candidates:
             continue
