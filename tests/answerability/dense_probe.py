@@ -46,10 +46,6 @@ class Encoder:
         self.session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.cache = {}
         self.token_cache = {}
-        # "<s>" and the pieces of "query: " or "passage: " open every text: no part of its meaning.
-        self.prefix_tokens = {
-            prefix: len(self.tokenizer.encode(prefix).ids) - 1 for prefix in ("query: ", "passage: ")
-        }
 
     def __call__(self, texts: list) -> np.ndarray:
         """Mean-pooled, normalised vectors of `texts` (prefixed already)."""
@@ -79,8 +75,11 @@ class Encoder:
             pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
             pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
             self.cache.update(zip(batch, pooled))
-            for row, text in enumerate(batch):
-                skip = next(n for prefix, n in self.prefix_tokens.items() if text.startswith(prefix))
+            for row, (text, encoding) in enumerate(zip(batch, encodings)):
+                # "<s>", then the pieces of "query: " or "passage: " (those that end inside it: a
+                # text opening with a Latin word or a number joins the prefix's space to it).
+                prefix_end = text.index(" ") + 1
+                skip = 1 + sum(1 for _, end in encoding.offsets[1:] if 0 < end <= prefix_end)
                 vectors = hidden[row, skip : int(mask[row].sum()) - 1]
                 vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
                 self.token_cache[text] = vectors.astype(np.float16)
