@@ -29,8 +29,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from fit import ceiling, features, fit, logit, outcomes, rates
-from standin import SETS, StandIn, auc, load_set
+from fit import ceiling, coverage, features, fit, held_out, logit, outcomes, rates
+from standin import SETS, StandIn, auc_of, load_set
 
 CACHE = Path(os.environ.get("HIKITSUGI_CACHE_DIR") or Path.home() / ".cache" / "hikitsugi")
 MODEL = CACHE / "models" / "multilingual-e5-small-q4"
@@ -114,21 +114,14 @@ def probe(name: str, encode: Encoder, outcome_by_id: dict) -> list:
         # other signals, so that fit.py's plain gradient descent fits them in as many steps.
         rows.append(dict(outcome, set=name, split=question.get("split", "check"),
                          dense=[sentence_dense * 10 - 8, passage_dense * 10 - 8, sentence_alignment * 10 - 8]))
-    positive = [r for r in rows if r["answerable"]]
-    negative = [r for r in rows if not r["answerable"]]
+    dense = lambda index: lambda row: row["dense"][index]
     print(
-        f"{name}: {len(positive)} answerable, {len(negative)} not; AUC "
-        f"sentence_dense {auc([r['dense'][0] for r in positive], [r['dense'][0] for r in negative]):.3f}, "
-        f"passage_dense {auc([r['dense'][1] for r in positive], [r['dense'][1] for r in negative]):.3f}, "
-        f"sentence_alignment {auc([r['dense'][2] for r in positive], [r['dense'][2] for r in negative]):.3f}, "
-        f"passage_coverage {auc([coverage(r) for r in positive], [coverage(r) for r in negative]):.3f}",
+        f"{name}: {sum(r['answerable'] for r in rows)} answerable, {sum(not r['answerable'] for r in rows)} not; "
+        f"AUC sentence_dense {auc_of(rows, dense(0)):.3f}, passage_dense {auc_of(rows, dense(1)):.3f}, "
+        f"sentence_alignment {auc_of(rows, dense(2)):.3f}, passage_coverage {auc_of(rows, coverage):.3f}",
         flush=True,
     )
     return rows
-
-
-def coverage(row: dict) -> float:
-    return row["assessment"]["signals"]["passage_coverage"]
 
 
 def with_dense(row: dict) -> list:
@@ -150,17 +143,16 @@ def main() -> None:
     if not fitted_on:
         print("\nno removal set among --sets: nothing to fit the model on")
         return
+    evaluated = {name: [r for r in rows if r["set"] == name and held_out(name, r["split"])] for name in sets}
     for label, featurize in (("lexical only", features), ("lexical and dense", with_dense)):
         weights = fit(fitted_on, featurize=featurize)
         print(f"\n{label}: weights {[round(w, 2) for w in weights]}")
         for threshold in (0.4, 0.5, 0.6):
             print(f"  threshold {threshold}:")
-            for name in sets:
-                part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
+            for name, part in evaluated.items():
                 print(f"    {name:8} {rates(part, weights, threshold, featurize)}")
         print("  abstain at false_abstain <= 0.05, best threshold per set (a ceiling):")
-        for name in sets:
-            part = [r for r in rows if r["set"] == name and (name == "seed" or r["split"] == "check")]
+        for name, part in evaluated.items():
             print(f"    {name:8} {ceiling(part, logit(weights, featurize)):.2f}")
 
 

@@ -52,6 +52,16 @@ def splits(name: str) -> dict:
     return {q["id"]: q.get("split", "check") for q in map(json.loads, path.read_text().splitlines())}
 
 
+def held_out(set_name: str, split: str) -> bool:
+    """Whether no fit sees a question: the check split of a removal set, all of the seed set."""
+    return set_name == "seed" or split == "check"
+
+
+def coverage(row: dict) -> float:
+    """The signal the service decides on."""
+    return row["assessment"]["signals"]["passage_coverage"]
+
+
 def features(row: dict) -> list:
     signals = row["assessment"]["signals"]
     return [float(signals.get(name, 0.0)) for name in FEATURES]
@@ -148,7 +158,7 @@ def print_ceilings(sets: dict, fitted: list) -> None:
     for label, score in scores:
         line = ""
         for name, rows in sets.items():
-            part = [row for row in rows if name == "seed" or row["split"] == "check"]
+            part = [row for row in rows if held_out(name, row["split"])]
             line += f"{ceiling(part, score):>10.2f}"
         print(f"  {line}  {label}")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import xllamacpp
 
-from fit import ceiling, outcomes
-from standin import SETS, StandIn, auc, load_set
+from fit import ceiling, coverage, held_out, outcomes
+from standin import SETS, StandIn, auc_of, load_set
 
 TOP_CONTEXTS = 2
 CONTEXT_CHARS = 700
@@ -78,20 +78,15 @@ def main() -> None:
         rows = []
         for question in questions:
             outcome = outcome_by_id.get(question["id"])
-            if outcome is None or (name != "seed" and question.get("split") != "check"):
+            if outcome is None or not held_out(name, question.get("split", "check")):
                 continue
             top = retrieve(question["question"], TOP_CONTEXTS)
             rows.append(dict(outcome, judge=judge(question["question"], [contexts[i] for i in top])))
-        coverage = lambda row: row["assessment"]["signals"]["passage_coverage"]
         judged = lambda row: row["judge"]
-        split = lambda score: (
-            [score(r) for r in rows if r["answerable"]],
-            [score(r) for r in rows if not r["answerable"]],
-        )
         unanswerable = sum(1 for r in rows if not r["answerable"])
         print(
             f"{name}: {len(rows)} questions, {unanswerable} unanswerable; "
-            f"AUC judge {auc(*split(judged)):.3f}, passage_coverage {auc(*split(coverage)):.3f}; "
+            f"AUC judge {auc_of(rows, judged):.3f}, passage_coverage {auc_of(rows, coverage):.3f}; "
             f"ceiling judge {ceiling(rows, judged):.2f}, passage_coverage {ceiling(rows, coverage):.2f}",
             flush=True,
         )

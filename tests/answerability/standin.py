@@ -26,6 +26,11 @@ def auc(positive: list, negative: list) -> float:
     return wins / (len(positive) * len(negative))
 
 
+def auc_of(rows: list, score) -> float:
+    """AUC of `score` (higher: answerable) over outcome rows."""
+    return auc([score(r) for r in rows if r["answerable"]], [score(r) for r in rows if not r["answerable"]])
+
+
 def load_set(name: str) -> tuple:
     """The set's contexts (the seed corpus cut into passages of about 500 characters at blank
     lines) and its questions."""
